@@ -1,0 +1,516 @@
+/*
+ * td_client.c - the Centrifuge client protocol for one connection: command dispatch,
+ * permissions, subscribe with recovery, presence, history, ping/pong.
+ *
+ * Replies to the commands of one received frame are batched into one outgoing frame.
+ */
+#include "engine/td_hub.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/td_alloc.h"
+#include "core/td_err.h"
+#include "core/td_log.h"
+#include "core/td_rand.h"
+
+struct client_ctx {
+    struct td_client *c;
+    struct td_buf *out; /* replies of the current frame */
+    int64_t now_ms;
+};
+
+struct td_client *td_client_new(struct td_hub *hub, const struct td_codec *codec,
+                                const struct td_transport_ops *tops, void *transport,
+                                int64_t now_ms)
+{
+    struct td_client *c = td_xcalloc(1, sizeof(*c));
+    c->hub = hub;
+    c->codec = codec;
+    c->tops = tops;
+    c->transport = transport;
+    c->state = TD_CLIENT_NEW;
+    c->user = td_xstrdup("");
+    c->created_ms = now_ms;
+    td_rand_uuid(c->id);
+    hub->nclients++;
+    return c;
+}
+
+void td_client_free(struct td_client *c, int64_t now_ms)
+{
+    struct td_hub *hub = c->hub;
+    c->state = TD_CLIENT_CLOSED;
+    while (c->nsubs > 0)
+        td_hub_sub_leave(hub, c->subs[c->nsubs - 1], now_ms);
+    if (td_map_get(&hub->clients, c->id, strlen(c->id)) == c)
+        td_map_del(&hub->clients, c->id, strlen(c->id));
+    hub->nclients--;
+    free(c->subs);
+    free(c->user);
+    free(c);
+}
+
+void td_client_disconnect(struct td_client *c, uint32_t code, const char *reason)
+{
+    if (c->state == TD_CLIENT_CLOSED)
+        return;
+    c->state = TD_CLIENT_CLOSED;
+    c->tops->close(c->transport, code, reason);
+}
+
+/* ---- reply helpers ----------------------------------------------------------------- */
+
+static void reply_begin(struct client_ctx *x)
+{
+    if (x->out->len > 0 && !x->c->codec->binary)
+        td_buf_append_byte(x->out, '\n');
+}
+
+static void reply_error(struct client_ctx *x, uint32_t id, uint32_t code)
+{
+    reply_begin(x);
+    x->c->codec->reply_error(x->out, id, code, td_hub_error_message(code),
+                             code == TD_ERR_INTERNAL || code == TD_ERR_TOO_MANY_REQUESTS);
+}
+
+static void reply_empty(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    reply_begin(x);
+    x->c->codec->reply_empty(x->out, cmd->id, cmd->kind);
+}
+
+/* ---- permissions ------------------------------------------------------------------- */
+
+enum perm { PERM_SUBSCRIBE, PERM_PUBLISH, PERM_PRESENCE, PERM_HISTORY };
+
+static bool client_allowed(const struct td_client *c, const struct td_ns_opts *ns, enum perm p,
+                           bool subscribed)
+{
+    const struct td_config *cfg = c->hub->cfg;
+    if (cfg->client_insecure)
+        return true;
+    bool anon = c->user[0] == '\0';
+    switch (p) {
+    case PERM_SUBSCRIBE:
+        return ns->allow_subscribe_for_client && (!anon || ns->allow_subscribe_for_anonymous);
+    case PERM_PUBLISH:
+        return (ns->allow_publish_for_client || (subscribed && ns->allow_publish_for_subscriber)) &&
+               (!anon || ns->allow_publish_for_anonymous);
+    case PERM_PRESENCE:
+        return (ns->allow_presence_for_client ||
+                (subscribed && ns->allow_presence_for_subscriber)) &&
+               (!anon || ns->allow_presence_for_anonymous);
+    case PERM_HISTORY:
+        return (ns->allow_history_for_client ||
+                (subscribed && ns->allow_history_for_subscriber)) &&
+               (!anon || ns->allow_history_for_anonymous);
+    }
+    return false;
+}
+
+static bool channel_subscribed(const struct td_client *c, struct td_str channel)
+{
+    return td_client_find_sub(c, channel) != NULL;
+}
+
+/*
+ * Common checks for commands that name a channel. Returns the namespace options, or NULL
+ * after replying with an error (or closing for an empty channel).
+ */
+static const struct td_ns_opts *client_channel_check(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    const struct td_config *cfg = x->c->hub->cfg;
+    if (cmd->channel.n == 0) {
+        td_client_disconnect(x->c, TD_DISC_BAD_REQUEST, "bad request");
+        return NULL;
+    }
+    if (cmd->channel.n > cfg->channel_max_length) {
+        reply_error(x, cmd->id, TD_ERR_BAD_REQUEST);
+        return NULL;
+    }
+    const struct td_ns_opts *ns = td_config_ns_for(cfg, cmd->channel.p, cmd->channel.n);
+    if (ns == NULL)
+        reply_error(x, cmd->id, TD_ERR_UNKNOWN_CHANNEL);
+    return ns;
+}
+
+/* ---- commands ---------------------------------------------------------------------- */
+
+static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    struct td_client *c = x->c;
+    const struct td_config *cfg = c->hub->cfg;
+    if (c->state != TD_CLIENT_NEW) {
+        td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+        return;
+    }
+    if (cmd->token.n > 0 && !cfg->client_insecure) {
+        /* No token verifier is configured in this build: a token cannot be trusted. */
+        td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
+        return;
+    }
+    if (cmd->token.n == 0 && !cfg->client_insecure &&
+        !cfg->client_allow_anonymous_connect_without_token) {
+        td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
+        return;
+    }
+    c->state = TD_CLIENT_CONNECTED;
+    td_map_put(&c->hub->clients, c->id, strlen(c->id), c);
+    uint32_t ping_s = (uint32_t)(cfg->ping_interval_ms / 1000);
+    if (cfg->ping_interval_ms > 0) {
+        if (ping_s == 0)
+            ping_s = 1;
+        /* First ping at a random point in [interval/2, interval) to spread reconnect storms. */
+        int64_t half = cfg->ping_interval_ms / 2;
+        c->next_ping_ms = x->now_ms + half + (int64_t)(td_rand_u64() % (uint64_t)(half + 1));
+    }
+    struct td_connect_result r = {0};
+    r.client.p = c->id;
+    r.client.n = strlen(c->id);
+    r.version.p = TD_VERSION;
+    r.version.n = strlen(TD_VERSION);
+    r.ping = cfg->ping_interval_ms > 0 ? ping_s : 0;
+    r.pong = cfg->ping_interval_ms > 0 && cfg->pong_timeout_ms > 0;
+    reply_begin(x);
+    c->codec->reply_connect(x->out, cmd->id, &r);
+}
+
+static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    struct td_client *c = x->c;
+    struct td_hub *hub = c->hub;
+    const struct td_config *cfg = hub->cfg;
+    if (cmd->delta.n > 0 && !(cmd->delta.n == 6 && memcmp(cmd->delta.p, "fossil", 6) == 0)) {
+        td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+        return;
+    }
+    const struct td_ns_opts *ns = client_channel_check(x, cmd);
+    if (ns == NULL)
+        return;
+    if (cmd->type != 0) {
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE); /* map / shared poll subscriptions */
+        return;
+    }
+    if (cmd->has_tf) {
+        reply_error(x, cmd->id, TD_ERR_BAD_REQUEST); /* tag filters not supported */
+        return;
+    }
+    if (channel_subscribed(c, cmd->channel)) {
+        reply_error(x, cmd->id, TD_ERR_ALREADY_SUBSCRIBED);
+        return;
+    }
+    if (c->nsubs >= cfg->channel_limit) {
+        reply_error(x, cmd->id, TD_ERR_LIMIT_EXCEEDED);
+        return;
+    }
+    bool private_channel = cmd->channel.p[0] == '$';
+    if (!client_allowed(c, ns, PERM_SUBSCRIBE, false) || (private_channel && !cfg->client_insecure) ||
+        (cmd->token.n > 0 && !cfg->client_insecure)) {
+        reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
+        return;
+    }
+    struct td_channel *ch = td_hub_channel_get(hub, cmd->channel, x->now_ms);
+    if (ch == NULL) {
+        reply_error(x, cmd->id, TD_ERR_UNKNOWN_CHANNEL);
+        return;
+    }
+    bool history_perm = cfg->client_insecure || client_allowed(c, ns, PERM_HISTORY, true);
+    bool recoverable = ch->has_history &&
+                       (ns->force_recovery || (cmd->recoverable && (ns->allow_recovery || history_perm)));
+    bool positioned = ch->has_history &&
+                      (recoverable || ns->force_positioning ||
+                       (cmd->positioned && (ns->allow_positioning || history_perm)));
+
+    struct td_subscribe_result r = {0};
+    struct td_recovery rec = {0};
+    struct td_publication *wire = NULL;
+    r.recoverable = recoverable;
+    r.positioned = positioned;
+    if (positioned) {
+        r.epoch.p = ch->stream.epoch;
+        r.epoch.n = strlen(ch->stream.epoch);
+        r.offset = ch->stream.top;
+    }
+    if (recoverable && cmd->recover) {
+        r.was_recovering = true;
+        td_stream_recover(&ch->stream, cmd->epoch, cmd->offset, cfg->recovery_max_publication_limit,
+                          x->now_ms, &rec);
+        if (rec.recovered) {
+            r.recovered = true;
+            r.offset = cmd->offset; /* the client advances it while applying the publications */
+            if (rec.npubs > 0) {
+                wire = td_xmalloc(rec.npubs * sizeof(*wire));
+                for (size_t i = 0; i < rec.npubs; i++)
+                    wire[i] = rec.pubs[i]->wire;
+                r.pubs = wire;
+                r.npubs = rec.npubs;
+            }
+        } else if (cmd->flag & 2) {
+            reply_error(x, cmd->id, TD_ERR_UNRECOVERABLE_POSITION);
+            return;
+        }
+    }
+    bool push_jl = ns->join_leave &&
+                   (ns->force_push_join_leave ||
+                    (cmd->join_leave && client_allowed(c, ns, PERM_PRESENCE, true)));
+    td_hub_sub_add(c, ch, push_jl);
+    reply_begin(x);
+    c->codec->reply_subscribe(x->out, cmd->id, &r);
+    free(wire);
+    free(rec.pubs);
+    if (ns->join_leave) {
+        /* The join push must follow the subscribe reply: flush the batch first. */
+        td_client_send_buf(c, x->out);
+        td_buf_reset(x->out);
+        td_hub_push_join_leave(hub, ch, c, true);
+    }
+}
+
+static void cmd_unsubscribe(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    if (cmd->channel.n == 0) {
+        td_client_disconnect(x->c, TD_DISC_BAD_REQUEST, "bad request");
+        return;
+    }
+    struct td_sub *s = td_client_find_sub(x->c, cmd->channel);
+    if (s != NULL)
+        td_hub_sub_leave(x->c->hub, s, x->now_ms);
+    reply_empty(x, cmd);
+}
+
+static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    struct td_client *c = x->c;
+    const struct td_ns_opts *ns = client_channel_check(x, cmd);
+    if (ns == NULL)
+        return;
+    if (cmd->type != 0) {
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        return;
+    }
+    if (!cmd->has_data) {
+        reply_error(x, cmd->id, TD_ERR_BAD_REQUEST);
+        return;
+    }
+    if (!client_allowed(c, ns, PERM_PUBLISH, channel_subscribed(c, cmd->channel))) {
+        reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
+        return;
+    }
+    struct td_client_info info = {0};
+    info.user.p = c->user;
+    info.user.n = strlen(c->user);
+    info.client.p = c->id;
+    info.client.n = strlen(c->id);
+    if (td_hub_publish(c->hub, cmd->channel, cmd->data, &info, x->now_ms, NULL) != 0) {
+        reply_error(x, cmd->id, TD_ERR_UNKNOWN_CHANNEL);
+        return;
+    }
+    reply_empty(x, cmd);
+}
+
+static void cmd_presence(struct client_ctx *x, const struct td_cmd *cmd, bool stats)
+{
+    struct td_client *c = x->c;
+    const struct td_ns_opts *ns = client_channel_check(x, cmd);
+    if (ns == NULL)
+        return;
+    if (!ns->presence) {
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        return;
+    }
+    if (!client_allowed(c, ns, PERM_PRESENCE, channel_subscribed(c, cmd->channel))) {
+        reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
+        return;
+    }
+    struct td_channel *ch = td_hub_channel(c->hub, cmd->channel);
+    uint32_t n = ch != NULL ? ch->nsubs : 0;
+    reply_begin(x);
+    if (stats) {
+        c->codec->reply_presence_stats(x->out, cmd->id, n, ch != NULL ? td_channel_num_users(ch) : 0);
+        return;
+    }
+    struct td_client_info *infos = td_xcalloc(n ? n : 1, sizeof(*infos));
+    for (uint32_t i = 0; i < n; i++) {
+        const struct td_client *o = ch->subs[i]->client;
+        infos[i].user.p = o->user;
+        infos[i].user.n = strlen(o->user);
+        infos[i].client.p = o->id;
+        infos[i].client.n = strlen(o->id);
+    }
+    c->codec->reply_presence(x->out, cmd->id, infos, n);
+    free(infos);
+}
+
+static void cmd_history(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    struct td_client *c = x->c;
+    const struct td_config *cfg = c->hub->cfg;
+    const struct td_ns_opts *ns = client_channel_check(x, cmd);
+    if (ns == NULL)
+        return;
+    if (ns->history_size == 0 || ns->history_ttl_ms == 0) {
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        return;
+    }
+    if (!client_allowed(c, ns, PERM_HISTORY, channel_subscribed(c, cmd->channel))) {
+        reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
+        return;
+    }
+    if (cmd->has_since && cmd->reverse && cmd->since_offset == 0) {
+        reply_error(x, cmd->id, TD_ERR_BAD_REQUEST);
+        return;
+    }
+    struct td_channel *ch = td_hub_channel_get(c->hub, cmd->channel, x->now_ms);
+    if (ch == NULL) {
+        reply_error(x, cmd->id, TD_ERR_UNKNOWN_CHANNEL);
+        return;
+    }
+    struct td_str epoch = {ch->stream.epoch, strlen(ch->stream.epoch)};
+    if (cmd->has_since && cmd->since_epoch.n > 0 &&
+        (cmd->since_epoch.n != epoch.n || memcmp(cmd->since_epoch.p, epoch.p, epoch.n) != 0)) {
+        reply_error(x, cmd->id, TD_ERR_UNRECOVERABLE_POSITION);
+        return;
+    }
+    size_t limit = 0;
+    if (cmd->limit < 0 || (uint32_t)cmd->limit > cfg->history_max_publication_limit)
+        limit = cfg->history_max_publication_limit;
+    else
+        limit = (size_t)cmd->limit;
+    struct td_pub **pubs = td_xmalloc((limit ? limit : 1) * sizeof(*pubs));
+    size_t n = td_stream_read(&ch->stream, cmd->has_since, cmd->since_offset, cmd->reverse, limit,
+                              x->now_ms, pubs, limit);
+    struct td_publication *wire = td_xmalloc((n ? n : 1) * sizeof(*wire));
+    for (size_t i = 0; i < n; i++)
+        wire[i] = pubs[i]->wire;
+    struct td_history_result r = {wire, n, epoch, ch->stream.top};
+    reply_begin(x);
+    c->codec->reply_history(x->out, cmd->id, &r);
+    free(wire);
+    free(pubs);
+}
+
+/* Dispatches one command; returns false when the client was closed. */
+static bool client_dispatch(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    struct td_client *c = x->c;
+    if (c->state == TD_CLIENT_NEW && cmd->kind != TD_CMD_CONNECT) {
+        td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+        return false;
+    }
+    if (cmd->id == 0 && cmd->kind != TD_CMD_EMPTY && cmd->kind != TD_CMD_SEND) {
+        td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+        return false;
+    }
+    switch (cmd->kind) {
+    case TD_CMD_EMPTY:
+        if (cmd->id != 0) {
+            td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+            return false;
+        }
+        c->pong_due_ms = 0; /* a pong; an unsolicited one is harmless, so accept it */
+        break;
+    case TD_CMD_CONNECT:
+        cmd_connect(x, cmd);
+        break;
+    case TD_CMD_SUBSCRIBE:
+        cmd_subscribe(x, cmd);
+        break;
+    case TD_CMD_UNSUBSCRIBE:
+        cmd_unsubscribe(x, cmd);
+        break;
+    case TD_CMD_PUBLISH:
+        cmd_publish(x, cmd);
+        break;
+    case TD_CMD_PRESENCE:
+        cmd_presence(x, cmd, false);
+        break;
+    case TD_CMD_PRESENCE_STATS:
+        cmd_presence(x, cmd, true);
+        break;
+    case TD_CMD_HISTORY:
+        cmd_history(x, cmd);
+        break;
+    case TD_CMD_SEND:
+        /* No message handler is configured: centrifuge closes with "not available". */
+        td_client_disconnect(c, TD_DISC_NOT_AVAILABLE, "not available");
+        break;
+    case TD_CMD_SUB_REFRESH:
+        if (cmd->channel.n == 0) {
+            td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+            break;
+        }
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        break;
+    case TD_CMD_PING:
+    case TD_CMD_RPC:
+    case TD_CMD_REFRESH:
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        break;
+    }
+    return c->state != TD_CLIENT_CLOSED;
+}
+
+void td_client_on_frame(struct td_client *c, uint8_t *frame, size_t len, int64_t now_ms)
+{
+    if (c->state == TD_CLIENT_CLOSED)
+        return;
+    struct td_buf out;
+    td_buf_init(&out);
+    struct client_ctx x = {c, &out, now_ms};
+    struct td_cmd_iter it;
+    td_cmd_iter_init(&it, frame, len);
+    struct td_cmd cmd;
+    for (;;) {
+        int rv = c->codec->decode_next(&it, &cmd);
+        if (rv == 0)
+            break;
+        if (rv < 0) {
+            td_log_debug("bad command", "client=%s reason=\"%s\"", c->id,
+                         it.error ? it.error : "malformed");
+            td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+            break;
+        }
+        if (!client_dispatch(&x, &cmd))
+            break;
+    }
+    /* Replies already produced are still sent before the close frame, as centrifuge does. */
+    if (out.len > 0 && c->state != TD_CLIENT_CLOSED)
+        td_client_send_buf(c, &out);
+    td_buf_free(&out);
+}
+
+int64_t td_client_tick(struct td_client *c, int64_t now_ms)
+{
+    const struct td_config *cfg = c->hub->cfg;
+    if (c->state == TD_CLIENT_CLOSED)
+        return 0;
+    if (c->state == TD_CLIENT_NEW) {
+        int64_t stale_at = c->created_ms + cfg->stale_close_delay_ms;
+        if (now_ms >= stale_at) {
+            td_client_disconnect(c, TD_DISC_STALE, "stale");
+            return 0;
+        }
+        return stale_at;
+    }
+    if (c->pong_due_ms != 0 && now_ms >= c->pong_due_ms) {
+        td_client_disconnect(c, TD_DISC_NO_PONG, "no pong");
+        return 0;
+    }
+    if (c->next_ping_ms != 0 && now_ms >= c->next_ping_ms) {
+        struct td_buf b;
+        td_buf_init(&b);
+        c->codec->ping(&b);
+        td_client_send_buf(c, &b);
+        td_buf_free(&b);
+        c->next_ping_ms = now_ms + cfg->ping_interval_ms;
+        if (cfg->pong_timeout_ms > 0 && c->pong_due_ms == 0)
+            c->pong_due_ms = now_ms + cfg->pong_timeout_ms;
+    }
+    if (c->state == TD_CLIENT_CLOSED)
+        return 0;
+    int64_t next = c->next_ping_ms;
+    if (c->pong_due_ms != 0 && (next == 0 || c->pong_due_ms < next))
+        next = c->pong_due_ms;
+    return next;
+}

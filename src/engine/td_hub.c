@@ -1,0 +1,343 @@
+#include "engine/td_hub.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/td_alloc.h"
+#include "core/td_err.h"
+#include "core/td_json.h"
+#include "core/td_log.h"
+#include "core/td_rand.h"
+
+/* How long an idle channel's epoch and offset survive without history (ms). */
+#define HUB_IDLE_FORGET_MS 60000
+
+const char *td_hub_error_message(uint32_t code)
+{
+    switch (code) {
+    case TD_ERR_INTERNAL:
+        return "internal server error";
+    case TD_ERR_UNAUTHORIZED:
+        return "unauthorized";
+    case TD_ERR_UNKNOWN_CHANNEL:
+        return "unknown channel";
+    case TD_ERR_PERMISSION_DENIED:
+        return "permission denied";
+    case TD_ERR_METHOD_NOT_FOUND:
+        return "method not found";
+    case TD_ERR_ALREADY_SUBSCRIBED:
+        return "already subscribed";
+    case TD_ERR_LIMIT_EXCEEDED:
+        return "limit exceeded";
+    case TD_ERR_BAD_REQUEST:
+        return "bad request";
+    case TD_ERR_NOT_AVAILABLE:
+        return "not available";
+    case TD_ERR_TOKEN_EXPIRED:
+        return "token expired";
+    case TD_ERR_EXPIRED:
+        return "expired";
+    case TD_ERR_TOO_MANY_REQUESTS:
+        return "too many requests";
+    case TD_ERR_UNRECOVERABLE_POSITION:
+        return "unrecoverable position";
+    default:
+        return "error";
+    }
+}
+
+void td_hub_init(struct td_hub *hub, const struct td_config *cfg)
+{
+    memset(hub, 0, sizeof(*hub));
+    hub->cfg = cfg;
+    td_map_init(&hub->channels);
+    td_map_init(&hub->clients);
+    td_buf_init(&hub->scratch);
+    td_rand_uuid(hub->node_id);
+}
+
+static void channel_free(struct td_channel *ch)
+{
+    td_stream_free(&ch->stream);
+    free(ch->subs);
+    free(ch->name);
+    free(ch);
+}
+
+void td_hub_free(struct td_hub *hub)
+{
+    for (size_t i = 0; i < hub->channels.cap; i++) {
+        if (hub->channels.slots[i].key != NULL)
+            channel_free(hub->channels.slots[i].value);
+    }
+    td_map_free(&hub->channels);
+    td_map_free(&hub->clients);
+    td_buf_free(&hub->scratch);
+}
+
+/* ---- channels ---------------------------------------------------------------------- */
+
+struct td_channel *td_hub_channel(struct td_hub *hub, struct td_str name)
+{
+    return td_map_get(&hub->channels, name.p, name.n);
+}
+
+struct td_channel *td_hub_channel_get(struct td_hub *hub, struct td_str name, int64_t now_ms)
+{
+    struct td_channel *ch = td_map_get(&hub->channels, name.p, name.n);
+    if (ch != NULL)
+        return ch;
+    const struct td_ns_opts *ns = td_config_ns_for(hub->cfg, name.p, name.n);
+    if (ns == NULL)
+        return NULL;
+    ch = td_xcalloc(1, sizeof(*ch));
+    ch->name = td_xstrndup(name.p, name.n);
+    ch->name_len = name.n;
+    ch->ns = ns;
+    ch->has_history = ns->history_size > 0 && ns->history_ttl_ms > 0;
+    td_stream_init(&ch->stream, ch->has_history ? ns->history_size : 0, ns->history_ttl_ms);
+    ch->idle_since_ms = now_ms;
+    td_map_put(&hub->channels, ch->name, ch->name_len, ch);
+    return ch;
+}
+
+/* A channel with no subscribers is forgotten once nothing in it can be recovered. */
+static bool channel_forgettable(const struct td_channel *ch, int64_t now_ms)
+{
+    if (ch->nsubs > 0)
+        return false;
+    if (ch->has_history) {
+        int64_t meta = ch->ns->history_meta_ttl_ms;
+        return ch->stream.count == 0 && now_ms - ch->stream.last_pub_ms >= meta &&
+               now_ms - ch->idle_since_ms >= meta;
+    }
+    return now_ms - ch->idle_since_ms >= HUB_IDLE_FORGET_MS;
+}
+
+int64_t td_hub_tick(struct td_hub *hub, int64_t now_ms)
+{
+    for (size_t i = 0; i < hub->channels.cap; i++) {
+        struct td_channel *ch = hub->channels.slots[i].value;
+        if (hub->channels.slots[i].key == NULL)
+            continue;
+        td_stream_trim(&ch->stream, now_ms);
+        if (channel_forgettable(ch, now_ms)) {
+            td_map_del(&hub->channels, ch->name, ch->name_len);
+            channel_free(ch);
+            i--; /* backward-shift deletion may have moved an entry into slot i */
+        }
+    }
+    return now_ms + 1000;
+}
+
+uint32_t td_channel_num_users(const struct td_channel *ch)
+{
+    /* Distinct users; presence sets are small enough for a temporary map. */
+    struct td_map seen;
+    td_map_init(&seen);
+    for (uint32_t i = 0; i < ch->nsubs; i++) {
+        const char *u = ch->subs[i]->client->user;
+        td_map_put(&seen, u, strlen(u), (void *)u);
+    }
+    uint32_t n = (uint32_t)seen.count;
+    td_map_free(&seen);
+    return n;
+}
+
+/* ---- sending ----------------------------------------------------------------------- */
+
+int td_client_send_buf(struct td_client *c, const struct td_buf *b)
+{
+    if (c->state == TD_CLIENT_CLOSED || b->len == 0)
+        return 0;
+    struct td_rbuf *r = td_rbuf_from(b->data, b->len);
+    int rv = c->tops->send(c->transport, r);
+    td_rbuf_unref(r);
+    return rv;
+}
+
+static void client_info_of(const struct td_client *c, struct td_client_info *info)
+{
+    memset(info, 0, sizeof(*info));
+    info->user.p = c->user;
+    info->user.n = strlen(c->user);
+    info->client.p = c->id;
+    info->client.n = strlen(c->id);
+}
+
+static bool codec_is_json(const struct td_codec *codec)
+{
+    return codec == &td_codec_json;
+}
+
+/* Sends a join or leave push about `about` to every subscriber of ch that wants them. */
+void td_hub_push_join_leave(struct td_hub *hub, struct td_channel *ch,
+                                    const struct td_client *about, bool join)
+{
+    struct td_client_info info;
+    client_info_of(about, &info);
+    struct td_str chname = {ch->name, ch->name_len};
+    struct td_rbuf *units[2] = {NULL, NULL};
+    for (uint32_t i = 0; i < ch->nsubs; i++) {
+        struct td_sub *s = ch->subs[i];
+        if (!s->push_join_leave || s->client->state != TD_CLIENT_CONNECTED)
+            continue;
+        int k = codec_is_json(s->client->codec) ? 0 : 1;
+        if (units[k] == NULL) {
+            td_buf_reset(&hub->scratch);
+            if (join)
+                s->client->codec->push_join(&hub->scratch, chname, &info);
+            else
+                s->client->codec->push_leave(&hub->scratch, chname, &info);
+            units[k] = td_rbuf_from(hub->scratch.data, hub->scratch.len);
+        }
+        s->client->tops->send(s->client->transport, units[k]);
+    }
+    td_rbuf_unref(units[0]);
+    td_rbuf_unref(units[1]);
+}
+
+/* ---- subscriptions ----------------------------------------------------------------- */
+
+struct td_sub *td_client_find_sub(const struct td_client *c, struct td_str channel)
+{
+    for (uint32_t i = 0; i < c->nsubs; i++) {
+        const struct td_channel *ch = c->subs[i]->ch;
+        if (ch->name_len == channel.n && memcmp(ch->name, channel.p, channel.n) == 0)
+            return c->subs[i];
+    }
+    return NULL;
+}
+
+struct td_sub *td_hub_sub_add(struct td_client *c, struct td_channel *ch, bool push_join_leave)
+{
+    struct td_sub *s = td_xcalloc(1, sizeof(*s));
+    s->client = c;
+    s->ch = ch;
+    s->push_join_leave = push_join_leave;
+    if (ch->nsubs == ch->capsubs) {
+        ch->capsubs = ch->capsubs ? ch->capsubs * 2 : 4;
+        ch->subs = td_xrealloc(ch->subs, ch->capsubs * sizeof(*ch->subs));
+    }
+    s->idx = ch->nsubs;
+    ch->subs[ch->nsubs++] = s;
+    if (codec_is_json(c->codec))
+        ch->n_json_subs++;
+    else
+        ch->n_pb_subs++;
+    ch->idle_since_ms = 0;
+    if (c->nsubs == c->capsubs) {
+        c->capsubs = c->capsubs ? c->capsubs * 2 : 4;
+        c->subs = td_xrealloc(c->subs, c->capsubs * sizeof(*c->subs));
+    }
+    c->subs[c->nsubs++] = s;
+    return s;
+}
+
+/* Removes s from its channel and client (swap-remove in both) and frees it. */
+static void sub_remove(struct td_sub *s, int64_t now_ms)
+{
+    struct td_channel *ch = s->ch;
+    struct td_client *c = s->client;
+    uint32_t last = ch->nsubs - 1;
+    ch->subs[s->idx] = ch->subs[last];
+    ch->subs[s->idx]->idx = s->idx;
+    ch->nsubs--;
+    if (codec_is_json(c->codec))
+        ch->n_json_subs--;
+    else
+        ch->n_pb_subs--;
+    if (ch->nsubs == 0)
+        ch->idle_since_ms = now_ms > 0 ? now_ms : 1;
+    for (uint32_t i = 0; i < c->nsubs; i++) {
+        if (c->subs[i] == s) {
+            c->subs[i] = c->subs[--c->nsubs];
+            break;
+        }
+    }
+    free(s);
+}
+
+void td_hub_sub_leave(struct td_hub *hub, struct td_sub *s, int64_t now_ms)
+{
+    struct td_channel *ch = s->ch;
+    struct td_client *c = s->client;
+    bool emit = ch->ns->join_leave;
+    sub_remove(s, now_ms);
+    if (emit)
+        td_hub_push_join_leave(hub, ch, c, false);
+}
+
+void td_hub_unsubscribe(struct td_hub *hub, struct td_client *c, struct td_str channel,
+                        uint32_t code, const char *reason, int64_t now_ms)
+{
+    struct td_sub *s = td_client_find_sub(c, channel);
+    if (s == NULL)
+        return;
+    td_hub_sub_leave(hub, s, now_ms);
+    td_buf_reset(&hub->scratch);
+    c->codec->push_unsubscribe(&hub->scratch, channel, code, reason);
+    td_client_send_buf(c, &hub->scratch);
+}
+
+/* ---- publish and fan-out ----------------------------------------------------------- */
+
+static void hub_fanout(struct td_hub *hub, struct td_channel *ch, struct td_pub *pub)
+{
+    struct td_str chname = {ch->name, ch->name_len};
+    struct td_rbuf *json_unit = NULL, *pb_unit = NULL;
+    if (ch->n_json_subs > 0) {
+        if (pub->data_json < 0)
+            pub->data_json = td_json_valid(pub->wire.data.p, pub->wire.data.n) ? 1 : 0;
+        if (pub->data_json) {
+            td_buf_reset(&hub->scratch);
+            td_codec_json.push_pub(&hub->scratch, chname, &pub->wire);
+            json_unit = td_rbuf_from(hub->scratch.data, hub->scratch.len);
+        }
+    }
+    if (ch->n_pb_subs > 0) {
+        td_buf_reset(&hub->scratch);
+        td_codec_protobuf.push_pub(&hub->scratch, chname, &pub->wire);
+        pb_unit = td_rbuf_from(hub->scratch.data, hub->scratch.len);
+    }
+    /* A subscriber closed during this loop (slow, wrong protocol) keeps its subscription
+     * until its transport frees it, so ch->subs does not change under us. */
+    for (uint32_t i = 0; i < ch->nsubs; i++) {
+        struct td_client *c = ch->subs[i]->client;
+        if (c->state != TD_CLIENT_CONNECTED)
+            continue;
+        struct td_rbuf *unit = codec_is_json(c->codec) ? json_unit : pb_unit;
+        if (unit == NULL) {
+            /* Binary data cannot be carried by the JSON protocol. */
+            td_client_disconnect(c, TD_DISC_INAPPROPRIATE_PROTOCOL, "inappropriate protocol");
+            continue;
+        }
+        if (c->tops->send(c->transport, unit) == TD_ELIMIT)
+            hub->stats.slow_disconnects++;
+        else
+            hub->stats.deliveries++;
+    }
+    td_rbuf_unref(json_unit);
+    td_rbuf_unref(pb_unit);
+}
+
+int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data,
+                   const struct td_client_info *info, int64_t now_ms, struct td_publish_result *res)
+{
+    struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
+    if (ch == NULL)
+        return TD_ENOTFOUND;
+    struct td_pub *pub = td_pub_new(data, info, now_ms);
+    if (ch->has_history)
+        td_stream_append(&ch->stream, pub, now_ms);
+    hub->stats.publications++;
+    hub_fanout(hub, ch, pub);
+    if (res != NULL) {
+        res->offset = pub->offset;
+        memcpy(res->epoch, ch->has_history ? ch->stream.epoch : "", TD_EPOCH_LEN + 1);
+        if (!ch->has_history)
+            res->epoch[0] = '\0';
+    }
+    td_pub_unref(pub);
+    return 0;
+}

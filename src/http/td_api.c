@@ -1,0 +1,473 @@
+#include "http/td_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/td_alloc.h"
+#include "core/td_err.h"
+#include "core/td_json.h"
+
+bool td_api_authorized(const struct td_config *cfg, const struct td_http_request *req)
+{
+    if (cfg->api_insecure)
+        return true;
+    size_t klen = strlen(cfg->api_key);
+    if (klen == 0)
+        return false; /* no key configured: the API is closed */
+    const struct td_str *h = td_http_header_get(req, "X-API-Key");
+    if (h != NULL && h->n == klen && memcmp(h->p, cfg->api_key, klen) == 0)
+        return true;
+    h = td_http_header_get(req, "Authorization");
+    if (h != NULL && h->n == klen + 7 && strncasecmp(h->p, "apikey ", 7) == 0 &&
+        memcmp(h->p + 7, cfg->api_key, klen) == 0)
+        return true;
+    return false;
+}
+
+static void api_error(struct td_buf *out, uint32_t code, const char *message)
+{
+    td_buf_reset(out);
+    td_buf_appendf(out, "{\"error\":{\"code\":%u,\"message\":", code);
+    td_json_write_string(out, message, strlen(message));
+    td_buf_append_str(out, "}}");
+}
+
+static void api_write_str(struct td_buf *out, struct td_str s)
+{
+    td_json_write_string(out, s.p, s.n);
+}
+
+/* Raw JSON from storage, minus raw newlines (insignificant whitespace in valid JSON). */
+static void api_write_raw(struct td_buf *out, struct td_str s)
+{
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.p[i] != '\n' && s.p[i] != '\r')
+            td_buf_append_byte(out, (uint8_t)s.p[i]);
+    }
+}
+
+static void api_write_info(struct td_buf *out, const struct td_client_info *info)
+{
+    td_buf_append_str(out, "{\"user\":");
+    api_write_str(out, info->user);
+    td_buf_append_str(out, ",\"client\":");
+    api_write_str(out, info->client);
+    if (info->conn_info.n) {
+        td_buf_append_str(out, ",\"conn_info\":");
+        api_write_raw(out, info->conn_info);
+    }
+    if (info->chan_info.n) {
+        td_buf_append_str(out, ",\"chan_info\":");
+        api_write_raw(out, info->chan_info);
+    }
+    td_buf_append_byte(out, '}');
+}
+
+static void api_write_pub(struct td_buf *out, struct td_pub *pub)
+{
+    if (pub->data_json < 0)
+        pub->data_json = td_json_valid(pub->wire.data.p, pub->wire.data.n) ? 1 : 0;
+    td_buf_append_str(out, "{\"data\":");
+    if (pub->data_json)
+        api_write_raw(out, pub->wire.data);
+    else
+        td_buf_append_str(out, "null"); /* binary payload: not representable in JSON */
+    if (pub->has_info) {
+        td_buf_append_str(out, ",\"info\":");
+        api_write_info(out, &pub->info);
+    }
+    if (pub->offset)
+        td_buf_appendf(out, ",\"offset\":%llu", (unsigned long long)pub->offset);
+    td_buf_append_byte(out, '}');
+}
+
+/* Reads a required non-empty string member; NULL if absent or wrong. */
+static const struct td_json *api_string(const struct td_json *req, const char *key)
+{
+    const struct td_json *v = td_json_get(req, key);
+    if (v == NULL || v->type != TD_JSON_STRING || v->len == 0)
+        return NULL;
+    return v;
+}
+
+static struct td_str api_str(const struct td_json *v)
+{
+    return (struct td_str){v->str, v->len};
+}
+
+/* Validates a channel argument: 0, or writes an error and returns -1. */
+static int api_channel(struct td_hub *hub, const struct td_json *req, const char *key,
+                       struct td_buf *out, const struct td_ns_opts **ns, struct td_str *name)
+{
+    const struct td_json *ch = api_string(req, key);
+    if (ch == NULL) {
+        api_error(out, TD_ERR_BAD_REQUEST, "channel required");
+        return -1;
+    }
+    if (ch->len > hub->cfg->channel_max_length) {
+        api_error(out, TD_ERR_BAD_REQUEST, "channel name too long");
+        return -1;
+    }
+    *ns = td_config_ns_for(hub->cfg, ch->str, ch->len);
+    if (*ns == NULL) {
+        api_error(out, TD_ERR_UNKNOWN_CHANNEL, "unknown channel");
+        return -1;
+    }
+    *name = api_str(ch);
+    return 0;
+}
+
+static void api_publish_one(struct td_hub *hub, struct td_str channel, struct td_str data,
+                            int64_t now_ms, struct td_buf *out)
+{
+    struct td_publish_result res;
+    if (td_hub_publish(hub, channel, data, NULL, now_ms, &res) != 0) {
+        td_buf_append_str(out, "{\"error\":{\"code\":102,\"message\":\"unknown channel\"}}");
+        return;
+    }
+    td_buf_append_str(out, "{\"result\":{");
+    if (res.offset) {
+        td_buf_appendf(out, "\"offset\":%llu,\"epoch\":", (unsigned long long)res.offset);
+        td_json_write_string(out, res.epoch, strlen(res.epoch));
+    }
+    td_buf_append_str(out, "}}");
+}
+
+static int api_publish(struct td_hub *hub, const struct td_json *req, int64_t now_ms,
+                       struct td_buf *out)
+{
+    const struct td_ns_opts *ns;
+    struct td_str channel;
+    if (api_channel(hub, req, "channel", out, &ns, &channel) != 0)
+        return 200;
+    const struct td_json *data = td_json_get(req, "data");
+    if (data == NULL) {
+        api_error(out, TD_ERR_BAD_REQUEST, "data required");
+        return 200;
+    }
+    api_publish_one(hub, channel, (struct td_str){data->raw, data->raw_len}, now_ms, out);
+    return 200;
+}
+
+static int api_broadcast(struct td_hub *hub, const struct td_json *req, int64_t now_ms,
+                         struct td_buf *out)
+{
+    const struct td_json *chans = td_json_get(req, "channels");
+    const struct td_json *data = td_json_get(req, "data");
+    if (chans == NULL || chans->type != TD_JSON_ARRAY || chans->n == 0) {
+        api_error(out, TD_ERR_BAD_REQUEST, "channels required");
+        return 200;
+    }
+    if (data == NULL) {
+        api_error(out, TD_ERR_BAD_REQUEST, "data required");
+        return 200;
+    }
+    for (size_t i = 0; i < chans->n; i++) {
+        const struct td_json *c = &chans->child[i];
+        if (c->type != TD_JSON_STRING || c->len == 0 || c->len > hub->cfg->channel_max_length) {
+            api_error(out, TD_ERR_BAD_REQUEST, "channels must be non-empty strings");
+            return 200;
+        }
+    }
+    td_buf_append_str(out, "{\"result\":{\"responses\":[");
+    for (size_t i = 0; i < chans->n; i++) {
+        if (i)
+            td_buf_append_byte(out, ',');
+        api_publish_one(hub, api_str(&chans->child[i]), (struct td_str){data->raw, data->raw_len},
+                        now_ms, out);
+    }
+    td_buf_append_str(out, "]}}");
+    return 200;
+}
+
+static int api_history(struct td_hub *hub, const struct td_json *req, int64_t now_ms,
+                       struct td_buf *out)
+{
+    const struct td_ns_opts *ns;
+    struct td_str name;
+    if (api_channel(hub, req, "channel", out, &ns, &name) != 0)
+        return 200;
+    if (ns->history_size == 0 || ns->history_ttl_ms == 0) {
+        api_error(out, TD_ERR_NOT_AVAILABLE, "not available");
+        return 200;
+    }
+    const struct td_json *lim = td_json_get(req, "limit");
+    const struct td_json *since = td_json_get(req, "since");
+    const struct td_json *rev = td_json_get(req, "reverse");
+    int64_t limit = 0;
+    if (lim != NULL && lim->type != TD_JSON_NULL) {
+        if (lim->type != TD_JSON_NUMBER || !lim->is_int) {
+            api_error(out, TD_ERR_BAD_REQUEST, "limit must be an integer");
+            return 200;
+        }
+        limit = lim->i;
+    }
+    uint32_t cap = hub->cfg->history_max_publication_limit;
+    size_t n_limit = (limit < 0 || limit > (int64_t)cap) ? cap : (size_t)limit;
+    bool reverse = rev != NULL && rev->type == TD_JSON_TRUE;
+    bool has_since = since != NULL && since->type == TD_JSON_OBJECT;
+    uint64_t since_offset = 0;
+    struct td_channel *ch = td_hub_channel_get(hub, name, now_ms);
+    if (has_since) {
+        const struct td_json *o = td_json_get(since, "offset");
+        const struct td_json *e = td_json_get(since, "epoch");
+        if (o != NULL && o->type == TD_JSON_NUMBER && o->is_int && o->i >= 0)
+            since_offset = (uint64_t)o->i;
+        if (e != NULL && e->type == TD_JSON_STRING && e->len > 0 &&
+            strcmp(e->str, ch->stream.epoch) != 0) {
+            api_error(out, TD_ERR_UNRECOVERABLE_POSITION, "unrecoverable position");
+            return 200;
+        }
+        if (reverse && since_offset == 0) {
+            api_error(out, TD_ERR_BAD_REQUEST, "bad request");
+            return 200;
+        }
+    }
+    struct td_pub **pubs = td_xmalloc((n_limit ? n_limit : 1) * sizeof(*pubs));
+    size_t n = td_stream_read(&ch->stream, has_since, since_offset, reverse, n_limit, now_ms, pubs,
+                              n_limit);
+    td_buf_append_str(out, "{\"result\":{\"publications\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            td_buf_append_byte(out, ',');
+        api_write_pub(out, pubs[i]);
+    }
+    td_buf_appendf(out, "],\"offset\":%llu,\"epoch\":", (unsigned long long)ch->stream.top);
+    td_json_write_string(out, ch->stream.epoch, strlen(ch->stream.epoch));
+    td_buf_append_str(out, "}}");
+    free(pubs);
+    return 200;
+}
+
+static int api_history_remove(struct td_hub *hub, const struct td_json *req, struct td_buf *out)
+{
+    const struct td_ns_opts *ns;
+    struct td_str name;
+    if (api_channel(hub, req, "channel", out, &ns, &name) != 0)
+        return 200;
+    struct td_channel *ch = td_hub_channel(hub, name);
+    if (ch != NULL)
+        td_stream_clear(&ch->stream);
+    td_buf_append_str(out, "{\"result\":{}}");
+    return 200;
+}
+
+static int api_presence(struct td_hub *hub, const struct td_json *req, bool stats,
+                        struct td_buf *out)
+{
+    const struct td_ns_opts *ns;
+    struct td_str name;
+    if (api_channel(hub, req, "channel", out, &ns, &name) != 0)
+        return 200;
+    if (!ns->presence) {
+        api_error(out, TD_ERR_NOT_AVAILABLE, "not available");
+        return 200;
+    }
+    struct td_channel *ch = td_hub_channel(hub, name);
+    uint32_t n = ch ? ch->nsubs : 0;
+    if (stats) {
+        td_buf_appendf(out, "{\"result\":{\"num_clients\":%u,\"num_users\":%u}}", n,
+                       ch ? td_channel_num_users(ch) : 0);
+        return 200;
+    }
+    td_buf_append_str(out, "{\"result\":{\"presence\":{");
+    for (uint32_t i = 0; i < n; i++) {
+        const struct td_client *c = ch->subs[i]->client;
+        if (i)
+            td_buf_append_byte(out, ',');
+        td_json_write_string(out, c->id, strlen(c->id));
+        td_buf_append_str(out, ":{\"user\":");
+        td_json_write_string(out, c->user, strlen(c->user));
+        td_buf_append_str(out, ",\"client\":");
+        td_json_write_string(out, c->id, strlen(c->id));
+        td_buf_append_byte(out, '}');
+    }
+    td_buf_append_str(out, "}}}");
+    return 200;
+}
+
+static int api_info(struct td_hub *hub, int64_t uptime_s, struct td_buf *out)
+{
+    struct td_map users;
+    td_map_init(&users);
+    uint64_t subs = 0;
+    for (size_t i = 0; i < hub->clients.cap; i++) {
+        const struct td_client *c = hub->clients.slots[i].value;
+        if (hub->clients.slots[i].key == NULL)
+            continue;
+        td_map_put(&users, c->user, strlen(c->user), (void *)c);
+        subs += c->nsubs;
+    }
+    td_buf_append_str(out, "{\"result\":{\"nodes\":[{\"uid\":");
+    td_json_write_string(out, hub->node_id, strlen(hub->node_id));
+    td_buf_appendf(out,
+                   ",\"name\":\"tandem\",\"version\":\"%s\",\"num_clients\":%zu,\"num_users\":%zu,"
+                   "\"num_channels\":%zu,\"num_subs\":%llu,\"uptime\":%lld}]}}",
+                   TD_VERSION, hub->clients.count, users.count, hub->channels.count,
+                   (unsigned long long)subs, (long long)uptime_s);
+    td_map_free(&users);
+    return 200;
+}
+
+/* Collects the connected clients matching user (and client id if given). */
+static size_t api_find_clients(struct td_hub *hub, const struct td_json *req,
+                               struct td_client ***out_list)
+{
+    const struct td_json *user = td_json_get(req, "user");
+    const struct td_json *client = td_json_get(req, "client");
+    size_t n = 0;
+    struct td_client **list = td_xmalloc((hub->clients.count + 1) * sizeof(*list));
+    for (size_t i = 0; i < hub->clients.cap; i++) {
+        struct td_client *c = hub->clients.slots[i].value;
+        if (hub->clients.slots[i].key == NULL || c->state != TD_CLIENT_CONNECTED)
+            continue;
+        if (user != NULL && user->type == TD_JSON_STRING && strcmp(c->user, user->str) != 0)
+            continue;
+        if (client != NULL && client->type == TD_JSON_STRING && client->len > 0 &&
+            strcmp(c->id, client->str) != 0)
+            continue;
+        list[n++] = c;
+    }
+    *out_list = list;
+    return n;
+}
+
+static bool api_has_target(const struct td_json *req)
+{
+    const struct td_json *user = td_json_get(req, "user");
+    const struct td_json *client = td_json_get(req, "client");
+    return (user != NULL && user->type == TD_JSON_STRING) ||
+           (client != NULL && client->type == TD_JSON_STRING && client->len > 0);
+}
+
+static int api_disconnect(struct td_hub *hub, const struct td_json *req, struct td_buf *out)
+{
+    if (!api_has_target(req)) {
+        api_error(out, TD_ERR_BAD_REQUEST, "user or client required");
+        return 200;
+    }
+    uint32_t code = TD_DISC_FORCE_DISCONNECT;
+    char reason[124] = "force disconnect";
+    const struct td_json *d = td_json_get(req, "disconnect");
+    if (d != NULL && d->type == TD_JSON_OBJECT) {
+        const struct td_json *c = td_json_get(d, "code");
+        const struct td_json *r = td_json_get(d, "reason");
+        if (c != NULL && (c->type != TD_JSON_NUMBER || !c->is_int || c->i < 3000 || c->i > 4999)) {
+            api_error(out, TD_ERR_BAD_REQUEST, "disconnect.code must be in 3000-4999");
+            return 200;
+        }
+        if (c != NULL)
+            code = (uint32_t)c->i;
+        if (r != NULL && r->type == TD_JSON_STRING)
+            snprintf(reason, sizeof(reason), "%s", r->str);
+    }
+    struct td_client **list;
+    size_t n = api_find_clients(hub, req, &list);
+    for (size_t i = 0; i < n; i++)
+        td_client_disconnect(list[i], code, reason);
+    free(list);
+    td_buf_append_str(out, "{\"result\":{}}");
+    return 200;
+}
+
+static int api_unsubscribe(struct td_hub *hub, const struct td_json *req, int64_t now_ms,
+                           struct td_buf *out)
+{
+    const struct td_ns_opts *ns;
+    struct td_str name;
+    if (api_channel(hub, req, "channel", out, &ns, &name) != 0)
+        return 200;
+    if (!api_has_target(req)) {
+        api_error(out, TD_ERR_BAD_REQUEST, "user or client required");
+        return 200;
+    }
+    struct td_client **list;
+    size_t n = api_find_clients(hub, req, &list);
+    for (size_t i = 0; i < n; i++)
+        td_hub_unsubscribe(hub, list[i], name, 2000, "server unsubscribe", now_ms);
+    free(list);
+    td_buf_append_str(out, "{\"result\":{}}");
+    return 200;
+}
+
+static bool api_glob(const char *pat, const char *s)
+{
+    /* '*' matches any run of bytes; everything else matches itself. */
+    if (*pat == '\0')
+        return *s == '\0';
+    if (*pat == '*')
+        return api_glob(pat + 1, s) || (*s != '\0' && api_glob(pat, s + 1));
+    return *s == *pat && api_glob(pat + 1, s + 1);
+}
+
+static int api_channels(struct td_hub *hub, const struct td_json *req, struct td_buf *out)
+{
+    const struct td_json *pat = td_json_get(req, "pattern");
+    td_buf_append_str(out, "{\"result\":{\"channels\":{");
+    bool first = true;
+    for (size_t i = 0; i < hub->channels.cap; i++) {
+        const struct td_channel *ch = hub->channels.slots[i].value;
+        if (hub->channels.slots[i].key == NULL || ch->nsubs == 0)
+            continue;
+        if (pat != NULL && pat->type == TD_JSON_STRING && pat->len > 0 &&
+            !api_glob(pat->str, ch->name))
+            continue;
+        if (!first)
+            td_buf_append_byte(out, ',');
+        first = false;
+        td_json_write_string(out, ch->name, ch->name_len);
+        td_buf_appendf(out, ":{\"num_clients\":%u}", ch->nsubs);
+    }
+    td_buf_append_str(out, "}}}");
+    return 200;
+}
+
+int td_api_call(struct td_hub *hub, struct td_str method, const char *body, size_t n,
+                int64_t now_ms, int64_t uptime_s, struct td_buf *out)
+{
+    struct td_json_doc doc;
+    struct td_json_error jerr;
+    td_buf_reset(out);
+    if (td_json_parse(&doc, n ? body : "{}", n ? n : 2, &jerr) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "invalid JSON at %u:%u: %s", jerr.line, jerr.col, jerr.msg);
+        api_error(out, TD_ERR_BAD_REQUEST, msg);
+        td_json_doc_free(&doc);
+        return 400;
+    }
+    const struct td_json *req = td_json_root(&doc);
+    int status;
+#define IS(name) (method.n == strlen(name) && memcmp(method.p, name, method.n) == 0)
+    if (req->type != TD_JSON_OBJECT) {
+        api_error(out, TD_ERR_BAD_REQUEST, "request body must be a JSON object");
+        status = 400;
+    } else if (IS("publish")) {
+        status = api_publish(hub, req, now_ms, out);
+    } else if (IS("broadcast")) {
+        status = api_broadcast(hub, req, now_ms, out);
+    } else if (IS("history")) {
+        status = api_history(hub, req, now_ms, out);
+    } else if (IS("history_remove")) {
+        status = api_history_remove(hub, req, out);
+    } else if (IS("presence")) {
+        status = api_presence(hub, req, false, out);
+    } else if (IS("presence_stats")) {
+        status = api_presence(hub, req, true, out);
+    } else if (IS("info")) {
+        status = api_info(hub, uptime_s, out);
+    } else if (IS("disconnect")) {
+        status = api_disconnect(hub, req, out);
+    } else if (IS("unsubscribe")) {
+        status = api_unsubscribe(hub, req, now_ms, out);
+    } else if (IS("channels")) {
+        status = api_channels(hub, req, out);
+    } else {
+        api_error(out, TD_ERR_METHOD_NOT_FOUND, "method not found");
+        status = 404;
+    }
+#undef IS
+    td_json_doc_free(&doc);
+    return status;
+}

@@ -1,0 +1,30 @@
+/*
+ * td_api.h - the server HTTP API (POST /api/<method>), Centrifugo-compatible.
+ *
+ * Pure request/response: a method name and a JSON body in, a JSON document and an HTTP
+ * status out. Authentication happens before (td_api_authorized). Method-level failures are
+ * HTTP 200 with {"error":{"code":..,"message":..}}, as in Centrifugo; malformed requests are
+ * HTTP 400 and unknown methods 404, each with an error body.
+ */
+#ifndef TD_API_H
+#define TD_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/td_buf.h"
+#include "engine/td_hub.h"
+#include "http/td_http1.h"
+
+/* td_api_authorized checks X-API-Key or "Authorization: apikey KEY" against the config. */
+bool td_api_authorized(const struct td_config *cfg, const struct td_http_request *req);
+
+/*
+ * td_api_call runs `method` with body[0..n) and writes the response JSON into out.
+ * Returns the HTTP status to answer with.
+ */
+int td_api_call(struct td_hub *hub, struct td_str method, const char *body, size_t n,
+                int64_t now_ms, int64_t uptime_s, struct td_buf *out);
+
+#endif

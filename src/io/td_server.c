@@ -1,0 +1,746 @@
+#include "io/td_server.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/td_alloc.h"
+#include "core/td_err.h"
+#include "core/td_log.h"
+#include "http/td_api.h"
+#include "http/td_http1.h"
+#include "core/td_base64.h"
+#include "http/td_ws.h"
+
+#define CONN_CLOSE_TIMEOUT_MS 5000
+#define CONN_MAX_IOV 1024
+
+enum conn_state { CONN_HTTP, CONN_WS, CONN_CLOSING };
+
+/* One queued output: an optional WebSocket frame header, then the shared buffer. */
+struct outq_entry {
+    struct td_rbuf *rb;
+    uint32_t done; /* bytes of (hdr + rb) already written */
+    uint8_t hlen;
+    uint8_t hdr[10];
+};
+
+struct td_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    struct td_server *srv;
+    struct td_conn *prev, *next;
+    struct td_conn *flush_next;
+    enum conn_state state;
+    bool in_flush;
+    bool writing;
+    bool shutdown_sent;
+    bool destroyed;
+    int open_handles;
+    struct td_buf in;
+    struct outq_entry *q;
+    uint32_t qhead, qlen, qcap;
+    uint64_t out_bytes;
+    struct td_ws_decoder ws;
+    struct td_client *client;
+    uint8_t ws_opcode;
+};
+
+struct write_req {
+    uv_write_t req;
+    struct td_conn *conn;
+    struct outq_entry *entries;
+    uint32_t n;
+    uint64_t bytes;
+};
+
+static const struct td_transport_ops conn_ws_ops;
+
+static int64_t conn_now(const struct td_conn *c)
+{
+    return (int64_t)uv_now(c->srv->loop);
+}
+
+/* ---- output ------------------------------------------------------------------------ */
+
+static void conn_want_flush(struct td_conn *c)
+{
+    if (c->in_flush || c->destroyed)
+        return;
+    c->in_flush = true;
+    c->flush_next = c->srv->flush_head;
+    c->srv->flush_head = c;
+}
+
+/* Queues rb (taking a new reference) behind hdr[0..hlen). */
+static void conn_enqueue(struct td_conn *c, const uint8_t *hdr, size_t hlen, struct td_rbuf *rb)
+{
+    if (c->destroyed)
+        return;
+    if (c->qhead + c->qlen == c->qcap) {
+        if (c->qhead > 0) {
+            memmove(c->q, c->q + c->qhead, c->qlen * sizeof(*c->q));
+            c->qhead = 0;
+        } else {
+            c->qcap = c->qcap ? c->qcap * 2 : 8;
+            c->q = td_xrealloc(c->q, c->qcap * sizeof(*c->q));
+        }
+    }
+    struct outq_entry *e = &c->q[c->qhead + c->qlen++];
+    e->rb = td_rbuf_ref(rb);
+    e->done = 0;
+    e->hlen = (uint8_t)hlen;
+    if (hlen)
+        memcpy(e->hdr, hdr, hlen);
+    c->out_bytes += hlen + rb->len;
+    conn_want_flush(c);
+}
+
+static void conn_enqueue_buf(struct td_conn *c, const struct td_buf *b)
+{
+    struct td_rbuf *rb = td_rbuf_from(b->data, b->len);
+    conn_enqueue(c, NULL, 0, rb);
+    td_rbuf_unref(rb);
+}
+
+static size_t entry_iov(struct outq_entry *e, uv_buf_t *iov)
+{
+    size_t n = 0;
+    if (e->done < e->hlen) {
+        iov[n++] = uv_buf_init((char *)e->hdr + e->done, (unsigned)(e->hlen - e->done));
+        if (e->rb->len)
+            iov[n++] = uv_buf_init((char *)e->rb->data, e->rb->len);
+    } else if (e->done - e->hlen < e->rb->len) {
+        uint32_t skip = e->done - e->hlen;
+        iov[n++] = uv_buf_init((char *)e->rb->data + skip, e->rb->len - skip);
+    }
+    return n;
+}
+
+static void conn_destroy(struct td_conn *c);
+static void conn_after_drain(struct td_conn *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct write_req *w = (struct write_req *)req;
+    struct td_conn *c = w->conn;
+    for (uint32_t i = 0; i < w->n; i++)
+        td_rbuf_unref(w->entries[i].rb);
+    free(w->entries);
+    if (!c->destroyed) {
+        c->out_bytes -= w->bytes;
+        c->srv->bytes_out += w->bytes;
+    }
+    free(w);
+    c->writing = false;
+    if (c->destroyed)
+        return;
+    if (status < 0) {
+        conn_destroy(c);
+        return;
+    }
+    conn_want_flush(c);
+}
+
+/* Writes as much as the kernel takes now; hands the rest to one uv_write. */
+static void conn_flush(struct td_conn *c)
+{
+    if (c->writing || c->destroyed)
+        return;
+    if (c->qlen == 0) {
+        conn_after_drain(c);
+        return;
+    }
+    uv_buf_t iov[CONN_MAX_IOV];
+    size_t niov = 0;
+    uint32_t nent = 0;
+    while (nent < c->qlen && niov + 2 <= CONN_MAX_IOV) {
+        niov += entry_iov(&c->q[c->qhead + nent], iov + niov);
+        nent++;
+    }
+    int rv = uv_try_write((uv_stream_t *)&c->tcp, iov, (unsigned)niov);
+    if (rv < 0 && rv != UV_EAGAIN) {
+        conn_destroy(c);
+        return;
+    }
+    size_t written = rv > 0 ? (size_t)rv : 0;
+    c->srv->bytes_out += written;
+    c->out_bytes -= written;
+    /* Drop fully written entries, advance the partial one. */
+    while (c->qlen > 0 && written > 0) {
+        struct outq_entry *e = &c->q[c->qhead];
+        size_t left = e->hlen + e->rb->len - e->done;
+        if (written >= left) {
+            written -= left;
+            td_rbuf_unref(e->rb);
+            c->qhead++;
+            c->qlen--;
+        } else {
+            e->done += (uint32_t)written;
+            written = 0;
+        }
+    }
+    if (c->qlen == 0) {
+        c->qhead = 0;
+        conn_after_drain(c);
+        return;
+    }
+    /* The kernel buffer is full: move what we tried into one uv_write request. */
+    uint32_t take = c->qlen < nent ? c->qlen : nent;
+    struct write_req *w = td_xcalloc(1, sizeof(*w));
+    w->conn = c;
+    w->n = take;
+    w->entries = td_xmalloc(take * sizeof(*w->entries));
+    memcpy(w->entries, c->q + c->qhead, take * sizeof(*w->entries));
+    c->qhead += take;
+    c->qlen -= take;
+    if (c->qlen == 0)
+        c->qhead = 0;
+    niov = 0;
+    for (uint32_t i = 0; i < take; i++) {
+        struct outq_entry *e = &w->entries[i];
+        w->bytes += e->hlen + e->rb->len - e->done;
+        niov += entry_iov(e, iov + niov);
+    }
+    c->writing = true;
+    rv = uv_write(&w->req, (uv_stream_t *)&c->tcp, iov, (unsigned)niov, on_write);
+    if (rv < 0) {
+        c->writing = false;
+        for (uint32_t i = 0; i < w->n; i++)
+            td_rbuf_unref(w->entries[i].rb);
+        c->out_bytes -= w->bytes;
+        free(w->entries);
+        free(w);
+        conn_destroy(c);
+    }
+}
+
+static void on_flush_check(uv_check_t *h)
+{
+    struct td_server *srv = h->data;
+    while (srv->flush_head != NULL) {
+        struct td_conn *c = srv->flush_head;
+        srv->flush_head = c->flush_next;
+        c->in_flush = false;
+        conn_flush(c);
+    }
+}
+
+/* ---- closing ----------------------------------------------------------------------- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct td_conn *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    td_buf_free(&c->in);
+    free(c->q);
+    free(c);
+}
+
+static void conn_destroy(struct td_conn *c)
+{
+    if (c->destroyed)
+        return;
+    c->destroyed = true;
+    struct td_server *srv = c->srv;
+    if (c->client != NULL) {
+        td_client_free(c->client, conn_now(c));
+        c->client = NULL;
+        srv->nws--;
+    }
+    td_ws_decoder_free(&c->ws);
+    for (uint32_t i = 0; i < c->qlen; i++)
+        td_rbuf_unref(c->q[c->qhead + i].rb);
+    c->qlen = 0;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    /* Remove from the flush list if queued there. */
+    for (struct td_conn **pp = &srv->flush_head; *pp != NULL; pp = &(*pp)->flush_next) {
+        if (*pp == c) {
+            *pp = c->flush_next;
+            break;
+        }
+    }
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_close_timeout(uv_timer_t *t)
+{
+    conn_destroy(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* Called when the output queue is empty. */
+static void conn_after_drain(struct td_conn *c)
+{
+    if (c->state != CONN_CLOSING || c->shutdown_sent || c->destroyed)
+        return;
+    c->shutdown_sent = true;
+    uv_shutdown_t *req = td_xmalloc(sizeof(*req));
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        conn_destroy(c);
+    }
+    /* Wait for the peer's EOF, but not forever. */
+}
+
+/* Starts a graceful close: whatever is queued is still sent, then FIN. */
+static void conn_begin_close(struct td_conn *c)
+{
+    if (c->state == CONN_CLOSING || c->destroyed)
+        return;
+    c->state = CONN_CLOSING;
+    uv_timer_start(&c->timer, on_close_timeout, CONN_CLOSE_TIMEOUT_MS, 0);
+    conn_want_flush(c);
+}
+
+static void conn_ws_close(struct td_conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != CONN_WS)
+        return;
+    struct td_buf b;
+    td_buf_init(&b);
+    td_ws_append_close(&b, code, reason);
+    conn_enqueue_buf(c, &b);
+    td_buf_free(&b);
+    if (c->client != NULL && c->client->state != TD_CLIENT_CLOSED)
+        c->client->state = TD_CLIENT_CLOSED;
+    conn_begin_close(c);
+}
+
+/* ---- transport ops for the hub ------------------------------------------------------ */
+
+static int ws_send(void *t, struct td_rbuf *unit)
+{
+    struct td_conn *c = t;
+    if (c->state != CONN_WS)
+        return 0;
+    if (c->out_bytes + unit->len > c->srv->cfg->queue_max_size) {
+        td_log_info("slow client disconnected", "client=%s queued=%llu", c->client->id,
+                    (unsigned long long)c->out_bytes);
+        conn_ws_close(c, TD_DISC_SLOW, "slow");
+        return TD_ELIMIT;
+    }
+    uint8_t hdr[10];
+    size_t hlen = td_ws_frame_header(hdr, true, c->ws_opcode, unit->len);
+    conn_enqueue(c, hdr, hlen, unit);
+    return 0;
+}
+
+static void ws_close(void *t, uint32_t code, const char *reason)
+{
+    conn_ws_close(t, (uint16_t)code, reason);
+}
+
+static const struct td_transport_ops conn_ws_ops = {ws_send, ws_close};
+
+static void on_client_timer(uv_timer_t *t);
+
+static void conn_schedule_client(struct td_conn *c)
+{
+    if (c->client == NULL || c->state != CONN_WS)
+        return;
+    int64_t now = conn_now(c);
+    int64_t next = td_client_tick(c->client, now);
+    if (c->state != CONN_WS)
+        return;
+    if (next > 0)
+        uv_timer_start(&c->timer, on_client_timer, (uint64_t)(next > now ? next - now : 0), 0);
+    else
+        uv_timer_stop(&c->timer);
+}
+
+static void on_client_timer(uv_timer_t *t)
+{
+    conn_schedule_client(t->data);
+}
+
+/* ---- HTTP -------------------------------------------------------------------------- */
+
+static void conn_respond(struct td_conn *c, int status, const char *ctype, const char *extra,
+                         const void *body, size_t n, bool keep_alive)
+{
+    struct td_buf b;
+    td_buf_init(&b);
+    td_buf_appendf(&b, "HTTP/1.1 %d %s\r\nContent-Length: %zu\r\n", status, td_http_reason(status),
+                   n);
+    if (ctype)
+        td_buf_appendf(&b, "Content-Type: %s\r\n", ctype);
+    if (extra)
+        td_buf_append_str(&b, extra);
+    td_buf_append_str(&b, keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+    td_buf_append(&b, body, n);
+    conn_enqueue_buf(c, &b);
+    td_buf_free(&b);
+    if (!keep_alive)
+        conn_begin_close(c);
+}
+
+static void conn_respond_text(struct td_conn *c, int status, const char *text, bool keep_alive)
+{
+    conn_respond(c, status, "text/plain; charset=utf-8", NULL, text, strlen(text), keep_alive);
+}
+
+static bool str_eq(struct td_str s, const char *lit)
+{
+    return s.n == strlen(lit) && memcmp(s.p, lit, s.n) == 0;
+}
+
+/* Origin policy: no Origin header (non-browser) is allowed; "*" allows all; otherwise the
+ * origin must be listed or be the same host as the Host header. */
+static bool origin_allowed(const struct td_config *cfg, const struct td_http_request *req)
+{
+    const struct td_str *origin = td_http_header_get(req, "Origin");
+    if (origin == NULL)
+        return true;
+    for (size_t i = 0; i < cfg->n_allowed_origins; i++) {
+        const char *a = cfg->allowed_origins[i];
+        if (strcmp(a, "*") == 0 ||
+            (strlen(a) == origin->n && strncasecmp(a, origin->p, origin->n) == 0))
+            return true;
+    }
+    const struct td_str *host = td_http_header_get(req, "Host");
+    if (host == NULL)
+        return false;
+    const char *sep = memchr(origin->p, ':', origin->n);
+    if (sep == NULL || (size_t)(sep - origin->p) + 3 > origin->n || sep[1] != '/' || sep[2] != '/')
+        return false;
+    const char *oh = sep + 3;
+    size_t ohn = origin->n - (size_t)(oh - origin->p);
+    return ohn == host->n && strncasecmp(oh, host->p, ohn) == 0;
+}
+
+static void conn_upgrade_ws(struct td_conn *c, const struct td_http_request *req)
+{
+    struct td_server *srv = c->srv;
+    const struct td_str *key = td_http_header_get(req, "Sec-WebSocket-Key");
+    const struct td_str *ver = td_http_header_get(req, "Sec-WebSocket-Version");
+    if (!str_eq(req->method, "GET") || !req->upgrade_websocket || key == NULL || ver == NULL) {
+        conn_respond_text(c, 400, "bad websocket handshake\n", false);
+        return;
+    }
+    if (!str_eq(*ver, "13")) {
+        conn_respond(c, 426, "text/plain; charset=utf-8", "Sec-WebSocket-Version: 13\r\n",
+                     "unsupported websocket version\n", 30, false);
+        return;
+    }
+    uint8_t raw[32];
+    if (key->n != 24 || td_base64_decode(key->p, key->n, raw, sizeof(raw)) != 16) {
+        conn_respond_text(c, 400, "bad Sec-WebSocket-Key\n", false);
+        return;
+    }
+    if (!origin_allowed(srv->cfg, req)) {
+        conn_respond_text(c, 403, "origin not allowed\n", false);
+        return;
+    }
+    const struct td_codec *codec = &td_codec_json;
+    const char *subproto = NULL;
+    const struct td_str *proto = td_http_header_get(req, "Sec-WebSocket-Protocol");
+    if (proto != NULL && td_http_has_token(*proto, "centrifuge-protobuf")) {
+        codec = &td_codec_protobuf;
+        subproto = "centrifuge-protobuf";
+    } else if (proto != NULL && td_http_has_token(*proto, "centrifuge-json")) {
+        subproto = "centrifuge-json";
+    }
+    char qv[32];
+    if ((td_http_query_get(req->query, "cf_protocol", qv, sizeof(qv)) > 0 ||
+         td_http_query_get(req->query, "format", qv, sizeof(qv)) > 0) &&
+        strcmp(qv, "protobuf") == 0)
+        codec = &td_codec_protobuf;
+
+    char accept[29];
+    td_ws_accept_key(key->p, key->n, accept);
+    struct td_buf b;
+    td_buf_init(&b);
+    td_buf_appendf(&b,
+                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                   "Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
+                   accept);
+    if (subproto)
+        td_buf_appendf(&b, "Sec-WebSocket-Protocol: %s\r\n", subproto);
+    td_buf_append_str(&b, "\r\n");
+    conn_enqueue_buf(c, &b);
+    td_buf_free(&b);
+
+    c->state = CONN_WS;
+    c->ws_opcode = codec->binary ? TD_WS_OP_BINARY : TD_WS_OP_TEXT;
+    td_ws_decoder_init(&c->ws, srv->cfg->message_size_limit);
+    c->client = td_client_new(&srv->hub, codec, &conn_ws_ops, c, conn_now(c));
+    srv->nws++;
+    if (srv->cfg->max_connections > 0 && srv->nws > srv->cfg->max_connections) {
+        conn_ws_close(c, TD_DISC_CONNECTION_LIMIT, "connection limit");
+        return;
+    }
+    conn_schedule_client(c);
+}
+
+static void conn_handle_api(struct td_conn *c, const struct td_http_request *req, const uint8_t *body)
+{
+    struct td_server *srv = c->srv;
+    struct td_str method = {req->path.p + 5, req->path.n - 5}; /* after "/api/" */
+    const char *json = "application/json";
+    if (!str_eq(req->method, "POST")) {
+        static const char msg[] = "{\"error\":{\"code\":107,\"message\":\"use POST\"}}";
+        conn_respond(c, 405, json, "Allow: POST\r\n", msg, sizeof(msg) - 1, req->keep_alive);
+        return;
+    }
+    if (!td_api_authorized(srv->cfg, req)) {
+        static const char msg[] =
+            "{\"error\":{\"code\":101,\"message\":\"unauthorized: send the API key in "
+            "X-API-Key or Authorization: apikey KEY\"}}";
+        conn_respond(c, 401, json, NULL, msg, sizeof(msg) - 1, req->keep_alive);
+        return;
+    }
+    struct td_buf out;
+    td_buf_init(&out);
+    int64_t now = conn_now(c);
+    int status = td_api_call(&srv->hub, method, (const char *)body, (size_t)req->content_length,
+                             now, (now - srv->started_ms) / 1000, &out);
+    conn_respond(c, status, json, NULL, out.data, out.len, req->keep_alive);
+    td_buf_free(&out);
+}
+
+/* Handles one complete request. */
+static void conn_handle_request(struct td_conn *c, const struct td_http_request *req,
+                                const uint8_t *body)
+{
+    if (str_eq(req->path, "/connection/websocket")) {
+        conn_upgrade_ws(c, req);
+    } else if (str_eq(req->path, "/health")) {
+        conn_respond(c, 200, "application/json", NULL, "{}", 2, req->keep_alive);
+    } else if (req->path.n > 5 && memcmp(req->path.p, "/api/", 5) == 0) {
+        conn_handle_api(c, req, body);
+    } else {
+        conn_respond_text(c, 404, "not found\n", req->keep_alive);
+    }
+}
+
+/* ---- input ------------------------------------------------------------------------- */
+
+static void conn_ws_event(struct td_conn *c, const struct td_ws_event *ev)
+{
+    switch (ev->type) {
+    case TD_WS_EV_MESSAGE:
+        td_client_on_frame(c->client, ev->payload, ev->len, conn_now(c));
+        conn_schedule_client(c);
+        break;
+    case TD_WS_EV_PING: {
+        struct td_buf b;
+        td_buf_init(&b);
+        td_ws_append_frame(&b, TD_WS_OP_PONG, ev->payload, ev->len);
+        conn_enqueue_buf(c, &b);
+        td_buf_free(&b);
+        break;
+    }
+    case TD_WS_EV_PONG:
+        break;
+    case TD_WS_EV_CLOSE:
+        /* Echo the peer's code, as RFC 6455 section 5.5.1 asks. */
+        conn_ws_close(c, ev->close_code == TD_WS_CLOSE_NO_STATUS ? 0 : ev->close_code, "");
+        break;
+    }
+}
+
+/* Processes p[0..n); returns how many bytes were consumed (the rest is kept). */
+static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n)
+{
+    struct td_server *srv = c->srv;
+    size_t used = 0;
+    while (used < n && !c->destroyed) {
+        if (c->state == CONN_CLOSING)
+            return n;
+        if (c->state == CONN_HTTP) {
+            struct td_http_limits lim;
+            td_http_limits_default(&lim);
+            struct td_http_request req;
+            int rv = td_http1_parse_request(p + used, n - used, &lim, &req);
+            if (rv == TD_EAGAIN)
+                return used;
+            if (rv < 0) {
+                int status = rv == TD_ELIMIT ? 431 : rv == TD_EINVAL ? 501 : 400;
+                conn_respond_text(c, status, rv == TD_ELIMIT ? "request head too large\n"
+                                                             : "malformed request\n",
+                                  false);
+                return n;
+            }
+            if (req.content_length > srv->cfg->api_max_body) {
+                conn_respond_text(c, 413, "request body too large\n", false);
+                return n;
+            }
+            size_t total = (size_t)rv + (size_t)req.content_length;
+            if (n - used < total)
+                return used;
+            conn_handle_request(c, &req, p + used + rv);
+            used += total;
+            continue;
+        }
+        size_t consumed = 0;
+        struct td_ws_event ev;
+        int rv = td_ws_decoder_feed(&c->ws, p + used, n - used, &consumed, &ev);
+        if (rv < 0) {
+            uint16_t code = td_ws_decoder_close_code(&c->ws);
+            td_log_debug("websocket protocol error", "code=%u err=\"%s\"", code, td_strerror(rv));
+            conn_ws_close(c, code, code == TD_WS_CLOSE_TOO_BIG ? "message too big"
+                                   : code == TD_WS_CLOSE_INVALID_DATA ? "invalid utf-8"
+                                                                      : "protocol error");
+            return n;
+        }
+        used += consumed;
+        if (rv == 0)
+            return used;
+        conn_ws_event(c, &ev);
+    }
+    return used;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)suggested;
+    struct td_conn *c = h->data;
+    buf->base = (char *)c->srv->readbuf;
+    buf->len = sizeof(c->srv->readbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct td_conn *c = s->data;
+    if (nread < 0) {
+        conn_destroy(c);
+        return;
+    }
+    if (nread == 0 || c->destroyed)
+        return;
+    c->srv->bytes_in += (uint64_t)nread;
+    if (c->state == CONN_CLOSING)
+        return;
+    uint8_t *p = (uint8_t *)buf->base;
+    size_t n = (size_t)nread;
+    if (c->in.len == 0) {
+        size_t used = conn_process(c, p, n);
+        if (used < n && !c->destroyed && c->state != CONN_CLOSING)
+            td_buf_append(&c->in, p + used, n - used);
+    } else {
+        td_buf_append(&c->in, p, n);
+        size_t used = conn_process(c, c->in.data, c->in.len);
+        td_buf_consume(&c->in, used);
+    }
+    /* Idle connections keep no input memory. */
+    if (c->in.len == 0 && c->in.cap > 0)
+        td_buf_free(&c->in);
+}
+
+/* ---- accept, start, stop ------------------------------------------------------------ */
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct td_server *srv = server->data;
+    if (status < 0) {
+        td_log_warn("accept failed", "err=\"%s\"", uv_strerror(status));
+        return;
+    }
+    struct td_conn *c = td_xcalloc(1, sizeof(*c));
+    c->srv = srv;
+    uv_tcp_init(srv->loop, &c->tcp);
+    uv_timer_init(srv->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->open_handles = 2;
+    td_buf_init(&c->in);
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || srv->stopping) {
+        conn_destroy(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static void on_hub_timer(uv_timer_t *t)
+{
+    struct td_server *srv = t->data;
+    td_hub_tick(&srv->hub, (int64_t)uv_now(srv->loop));
+}
+
+int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_config *cfg)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->started_ms = (int64_t)uv_now(loop);
+    td_hub_init(&srv->hub, cfg);
+    struct sockaddr_storage addr;
+    int rv = uv_ip4_addr(cfg->address, cfg->port, (struct sockaddr_in *)&addr);
+    if (rv != 0)
+        rv = uv_ip6_addr(cfg->address, cfg->port, (struct sockaddr_in6 *)&addr);
+    if (rv != 0) {
+        td_log_error("invalid address", "address=%s", cfg->address);
+        return rv;
+    }
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    rv = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+    if (rv != 0) {
+        td_log_error("cannot listen", "address=%s port=%d err=\"%s\"", cfg->address, cfg->port,
+                     uv_strerror(rv));
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+        return rv;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
+    srv->bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
+
+    uv_check_init(loop, &srv->flush_check);
+    srv->flush_check.data = srv;
+    uv_check_start(&srv->flush_check, on_flush_check);
+    uv_unref((uv_handle_t *)&srv->flush_check);
+    uv_timer_init(loop, &srv->hub_timer);
+    srv->hub_timer.data = srv;
+    uv_timer_start(&srv->hub_timer, on_hub_timer, 1000, 1000);
+    uv_unref((uv_handle_t *)&srv->hub_timer);
+    td_log_info("listening", "address=%s port=%d", cfg->address, srv->bound_port);
+    return 0;
+}
+
+void td_server_shutdown(struct td_server *srv)
+{
+    if (srv->stopping)
+        return;
+    srv->stopping = true;
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    for (struct td_conn *c = srv->conns; c != NULL; c = c->next) {
+        if (c->state == CONN_WS)
+            conn_ws_close(c, TD_DISC_SHUTDOWN, "shutdown");
+        else
+            conn_begin_close(c);
+    }
+    uv_timer_stop(&srv->hub_timer);
+    uv_close((uv_handle_t *)&srv->hub_timer, NULL);
+    /* The flush check stays active (unreferenced) so closing connections still drain. */
+}
+
+void td_server_free(struct td_server *srv)
+{
+    uv_close((uv_handle_t *)&srv->flush_check, NULL);
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    td_hub_free(&srv->hub);
+}

@@ -1,0 +1,60 @@
+/*
+ * td_server.h - the TCP server: libuv listener, HTTP/1.1 connections, WebSocket sessions,
+ * the server API and /health, all on one loop thread.
+ *
+ * Connection states: HTTP (reading request heads; keep-alive) -> WS (after a 101 upgrade on
+ * /connection/websocket) -> CLOSING (close frame queued or response final; input ignored,
+ * the socket is shut down once output drains, and closed on EOF or after 5 s).
+ *
+ * Output: each connection owns a queue of references to immutable buffers (shared
+ * publication units plus private replies). Connections with pending output are flushed once
+ * per loop iteration, from a uv_check handle, with one writev (uv_try_write); what the
+ * kernel does not take goes to a single uv_write. Queued bytes above client.queue_max_size
+ * close a WebSocket client with 3008 "slow".
+ */
+#ifndef TD_SERVER_H
+#define TD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/td_config.h"
+#include "engine/td_hub.h"
+
+struct td_conn;
+
+struct td_server {
+    uv_loop_t *loop;
+    const struct td_config *cfg;
+    struct td_hub hub;
+    uv_tcp_t listener;
+    uv_check_t flush_check;
+    uv_timer_t hub_timer;
+    struct td_conn *conns;     /* all open connections (doubly linked) */
+    struct td_conn *flush_head; /* connections with output to write this iteration */
+    uint32_t nconns;
+    uint32_t nws;
+    int64_t started_ms;
+    int bound_port;
+    bool stopping;
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+    uint8_t readbuf[65536]; /* shared by all reads: libuv calls read_cb synchronously */
+};
+
+/*
+ * td_server_start binds cfg->address:cfg->port (port 0 = OS-chosen), starts accepting and
+ * logs msg="listening" with the bound port. cfg must outlive the server. Returns 0 or a
+ * negative libuv error.
+ */
+int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_config *cfg);
+/*
+ * td_server_shutdown stops accepting, tells every WebSocket client 3001 "shutdown" and
+ * closes all connections; the loop ends once they are gone.
+ */
+void td_server_shutdown(struct td_server *srv);
+/* td_server_free releases the hub; call after the loop has ended. */
+void td_server_free(struct td_server *srv);
+
+#endif
