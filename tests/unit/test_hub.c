@@ -1,0 +1,390 @@
+/* Client protocol through the hub with a fake transport and injected time. */
+#include "config/td_config.h"
+#include "core/td_err.h"
+#include "engine/td_hub.h"
+#include "td_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+struct fake_transport {
+    struct td_rbuf *sent[64];
+    int nsent;
+    uint32_t close_code;
+    char close_reason[64];
+};
+
+static int fake_send(void *t, struct td_rbuf *unit)
+{
+    struct fake_transport *f = t;
+    if (f->nsent < 64)
+        f->sent[f->nsent++] = td_rbuf_ref(unit);
+    return 0;
+}
+
+static void fake_close(void *t, uint32_t code, const char *reason)
+{
+    struct fake_transport *f = t;
+    f->close_code = code;
+    snprintf(f->close_reason, sizeof(f->close_reason), "%s", reason);
+}
+
+static const struct td_transport_ops fake_ops = {fake_send, fake_close};
+
+static void fake_reset(struct fake_transport *f)
+{
+    for (int i = 0; i < f->nsent; i++)
+        td_rbuf_unref(f->sent[i]);
+    f->nsent = 0;
+}
+
+/* Returns the last sent unit as a NUL-terminated string (static buffer). */
+static const char *fake_last(struct fake_transport *f)
+{
+    static char buf[4096];
+    if (f->nsent == 0)
+        return "";
+    struct td_rbuf *r = f->sent[f->nsent - 1];
+    size_t n = r->len < sizeof(buf) - 1 ? r->len : sizeof(buf) - 1;
+    memcpy(buf, r->data, n);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Returns the sent unit that answers command id (static buffer), or "". */
+static const char *fake_reply(struct fake_transport *f, int id)
+{
+    static char buf[4096];
+    char prefix[32];
+    snprintf(prefix, sizeof(prefix), "{\"id\":%d,", id);
+    for (int i = f->nsent - 1; i >= 0; i--) {
+        struct td_rbuf *r = f->sent[i];
+        size_t n = r->len < sizeof(buf) - 1 ? r->len : sizeof(buf) - 1;
+        memcpy(buf, r->data, n);
+        buf[n] = '\0';
+        if (strncmp(buf, prefix, strlen(prefix)) == 0)
+            return buf;
+    }
+    return "";
+}
+
+static void send_cmd(struct td_client *c, const char *json, int64_t now)
+{
+    size_t n = strlen(json);
+    uint8_t *frame = malloc(n);
+    memcpy(frame, json, n);
+    td_client_on_frame(c, frame, n, now);
+    free(frame);
+}
+
+struct env {
+    struct td_config cfg;
+    struct td_hub hub;
+};
+
+static void env_init(struct env *e)
+{
+    td_config_init(&e->cfg);
+    char err[256];
+    const char *text =
+        "{\"client\":{\"insecure\":true,\"channel_limit\":3,\"ping_interval\":\"10s\","
+        "\"pong_timeout\":\"4s\"},\"channel\":{\"max_length\":20,\"without_namespace\":{"
+        "\"presence\":true,\"join_leave\":true,\"force_push_join_leave\":true,\"history_size\":"
+        "100,\"history_ttl\":\"300s\",\"force_recovery\":true},\"namespaces\":[{\"name\":\"small\","
+        "\"history_size\":2,\"history_ttl\":\"300s\",\"force_recovery\":true},{\"name\":"
+        "\"plain\"}]}}";
+    int rv = td_config_load_text(&e->cfg, "test", text, strlen(text), err, sizeof(err), NULL, NULL);
+    if (rv != 0)
+        fprintf(stderr, "config: %s\n", err);
+    td_hub_init(&e->hub, &e->cfg);
+}
+
+static void env_free(struct env *e)
+{
+    td_hub_free(&e->hub);
+    td_config_free(&e->cfg);
+}
+
+static struct td_client *connect_client(struct env *e, struct fake_transport *f, int64_t now)
+{
+    memset(f, 0, sizeof(*f));
+    struct td_client *c = td_client_new(&e->hub, &td_codec_json, &fake_ops, f, now);
+    send_cmd(c, "{\"id\":1,\"connect\":{\"name\":\"js\"}}", now);
+    fake_reset(f);
+    return c;
+}
+
+static void disconnect_client(struct td_client *c, struct fake_transport *f, int64_t now)
+{
+    td_client_free(c, now);
+    fake_reset(f);
+}
+
+TD_TEST(hub_command_before_connect_is_3501)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f = {0};
+    struct td_client *c = td_client_new(&e.hub, &td_codec_json, &fake_ops, &f, 0);
+    send_cmd(c, "{\"id\":1,\"subscribe\":{\"channel\":\"a\"}}", 0);
+    TD_CHECK_EQ_INT(f.close_code, 3501);
+    TD_CHECK_EQ_INT(f.nsent, 0);
+    disconnect_client(c, &f, 0);
+    env_free(&e);
+}
+
+TD_TEST(hub_garbage_is_3501)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f;
+    struct td_client *c = connect_client(&e, &f, 0);
+    send_cmd(c, "not json", 0);
+    TD_CHECK_EQ_INT(f.close_code, 3501);
+    disconnect_client(c, &f, 0);
+    env_free(&e);
+}
+
+TD_TEST(hub_connect_reply)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f = {0};
+    struct td_client *c = td_client_new(&e.hub, &td_codec_json, &fake_ops, &f, 0);
+    send_cmd(c, "{\"id\":1,\"connect\":{}}", 0);
+    TD_REQUIRE(f.nsent == 1);
+    const char *r = fake_last(&f);
+    TD_CHECK(strstr(r, "\"id\":1") != NULL);
+    TD_CHECK(strstr(r, "\"ping\":10") != NULL);
+    TD_CHECK(strstr(r, "\"pong\":true") != NULL);
+    TD_CHECK(strstr(r, c->id) != NULL);
+    TD_CHECK(c->state == TD_CLIENT_CONNECTED);
+    /* A second connect is a protocol violation. */
+    send_cmd(c, "{\"id\":2,\"connect\":{}}", 0);
+    TD_CHECK_EQ_INT(f.close_code, 3501);
+    disconnect_client(c, &f, 0);
+    env_free(&e);
+}
+
+TD_TEST(hub_fanout_shares_one_unit)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f1, f2, f3;
+    struct td_client *a = connect_client(&e, &f1, 0);
+    struct td_client *b = connect_client(&e, &f2, 0);
+    struct td_client *p = connect_client(&e, &f3, 0);
+    send_cmd(a, "{\"id\":2,\"subscribe\":{\"channel\":\"news\"}}", 0);
+    send_cmd(b, "{\"id\":2,\"subscribe\":{\"channel\":\"news\"}}", 0);
+    fake_reset(&f1);
+    fake_reset(&f2);
+    send_cmd(p, "{\"id\":3,\"publish\":{\"channel\":\"news\",\"data\":{\"n\":1}}}", 0);
+    TD_CHECK_EQ_INT(f3.nsent, 1);
+    TD_CHECK(strcmp(fake_last(&f3), "{\"id\":3,\"publish\":{}}") == 0);
+    TD_REQUIRE(f1.nsent == 1 && f2.nsent == 1);
+    TD_CHECK(f1.sent[0] == f2.sent[0]); /* the same buffer, not a copy */
+    TD_CHECK(strstr(fake_last(&f1), "\"pub\":{\"data\":{\"n\":1}") != NULL);
+    TD_CHECK(strstr(fake_last(&f1), "\"offset\":1") != NULL);
+    TD_CHECK(strstr(fake_last(&f1), p->id) != NULL); /* publisher info attached */
+    TD_CHECK_EQ_INT(e.hub.stats.deliveries, 2);
+    disconnect_client(a, &f1, 0);
+    disconnect_client(b, &f2, 0);
+    disconnect_client(p, &f3, 0);
+    env_free(&e);
+}
+
+TD_TEST(hub_subscribe_errors)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f;
+    struct td_client *c = connect_client(&e, &f, 0);
+    send_cmd(c, "{\"id\":2,\"subscribe\":{\"channel\":\"nope:x\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f), "\"code\":102") != NULL);
+    send_cmd(c, "{\"id\":3,\"subscribe\":{\"channel\":\"a\"}}", 0);
+    send_cmd(c, "{\"id\":4,\"subscribe\":{\"channel\":\"a\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f), "\"code\":105") != NULL);
+    send_cmd(c, "{\"id\":5,\"subscribe\":{\"channel\":\"0123456789012345678901\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f), "\"code\":107") != NULL);
+    send_cmd(c, "{\"id\":6,\"subscribe\":{\"channel\":\"b\"}}", 0);
+    send_cmd(c, "{\"id\":7,\"subscribe\":{\"channel\":\"c\"}}", 0);
+    send_cmd(c, "{\"id\":8,\"subscribe\":{\"channel\":\"d\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f), "\"code\":106") != NULL); /* channel_limit 3 */
+    TD_CHECK_EQ_INT(c->nsubs, 3);
+    send_cmd(c, "{\"id\":9,\"rpc\":{\"method\":\"m\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f), "\"code\":108") != NULL);
+    TD_CHECK_EQ_INT(f.close_code, 0);
+    send_cmd(c, "{\"id\":10,\"subscribe\":{\"channel\":\"\"}}", 0);
+    TD_CHECK_EQ_INT(f.close_code, 3501);
+    disconnect_client(c, &f, 0);
+    env_free(&e);
+}
+
+TD_TEST(hub_recovery_after_reconnect)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f;
+    struct td_client *c = connect_client(&e, &f, 0);
+    send_cmd(c, "{\"id\":2,\"subscribe\":{\"channel\":\"r\"}}", 0);
+    TD_CHECK(strstr(fake_reply(&f, 2), "\"recoverable\":true") != NULL);
+    struct td_channel *ch = td_hub_channel(&e.hub, (struct td_str){"r", 1});
+    TD_REQUIRE(ch != NULL);
+    char epoch[16];
+    snprintf(epoch, sizeof(epoch), "%s", ch->stream.epoch);
+    disconnect_client(c, &f, 0);
+    for (int i = 0; i < 3; i++)
+        td_hub_publish(&e.hub, (struct td_str){"r", 1}, (struct td_str){"1", 1}, NULL, 10, NULL);
+    c = connect_client(&e, &f, 20);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd),
+             "{\"id\":2,\"subscribe\":{\"channel\":\"r\",\"recover\":true,\"epoch\":\"%s\"}}", epoch);
+    send_cmd(c, cmd, 20);
+    const char *r = fake_reply(&f, 2);
+    TD_CHECK(strstr(r, "\"recovered\":true") != NULL);
+    TD_CHECK(strstr(r, "\"was_recovering\":true") != NULL);
+    TD_CHECK(strstr(r, "\"offset\":3}]") != NULL);
+    TD_CHECK(strstr(r, "\"publications\":[{\"data\":1,\"offset\":1}") != NULL);
+    disconnect_client(c, &f, 20);
+
+    /* Small history: 5 missed of which only 2 are kept -> recovered:false. */
+    c = connect_client(&e, &f, 30);
+    send_cmd(c, "{\"id\":2,\"subscribe\":{\"channel\":\"small:x\"}}", 30);
+    ch = td_hub_channel(&e.hub, (struct td_str){"small:x", 7});
+    snprintf(epoch, sizeof(epoch), "%s", ch->stream.epoch);
+    disconnect_client(c, &f, 30);
+    for (int i = 0; i < 5; i++)
+        td_hub_publish(&e.hub, (struct td_str){"small:x", 7}, (struct td_str){"2", 1}, NULL, 40,
+                       NULL);
+    c = connect_client(&e, &f, 50);
+    snprintf(cmd, sizeof(cmd),
+             "{\"id\":2,\"subscribe\":{\"channel\":\"small:x\",\"recover\":true,\"epoch\":\"%s\"}}",
+             epoch);
+    send_cmd(c, cmd, 50);
+    r = fake_reply(&f, 2);
+    TD_CHECK(strstr(r, "\"recovered\":true") == NULL);
+    TD_CHECK(strstr(r, "\"was_recovering\":true") != NULL);
+    TD_CHECK(strstr(r, "\"offset\":5") != NULL);
+    TD_CHECK(strstr(r, "publications") == NULL);
+    /* With flag bit 1 (reject unrecovered) the answer is error 112 instead. */
+    snprintf(cmd, sizeof(cmd),
+             "{\"id\":3,\"subscribe\":{\"channel\":\"small:y\",\"recover\":true,\"offset\":9,"
+             "\"flag\":3}}");
+    send_cmd(c, cmd, 50);
+    TD_CHECK(strstr(fake_last(&f), "\"code\":112") != NULL);
+    disconnect_client(c, &f, 50);
+    env_free(&e);
+}
+
+TD_TEST(hub_ping_pong_and_timeouts)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f;
+    struct td_client *c = connect_client(&e, &f, 0);
+    int64_t next = td_client_tick(c, 0);
+    TD_CHECK(next >= 5000 && next <= 10000); /* first ping in [interval/2, interval] */
+    TD_CHECK_EQ_INT(f.nsent, 0);
+    next = td_client_tick(c, next);
+    TD_REQUIRE(f.nsent == 1);
+    TD_CHECK(strcmp(fake_last(&f), "{}") == 0);
+    int64_t pinged = c->pong_due_ms - 4000;
+    send_cmd(c, "{}", pinged + 100); /* pong */
+    TD_CHECK_EQ_INT(c->pong_due_ms, 0);
+    td_client_tick(c, pinged + 5000);
+    TD_CHECK_EQ_INT(f.close_code, 0);
+    /* Next ping, no pong: 3012 once the pong timeout passes. */
+    td_client_tick(c, pinged + 10000);
+    TD_CHECK_EQ_INT(f.nsent, 2);
+    td_client_tick(c, pinged + 13999);
+    TD_CHECK_EQ_INT(f.close_code, 0);
+    td_client_tick(c, pinged + 14000);
+    TD_CHECK_EQ_INT(f.close_code, 3012);
+    disconnect_client(c, &f, 0);
+
+    /* Never connected: stale after client.stale_close_delay (10 s). */
+    struct fake_transport g = {0};
+    struct td_client *s = td_client_new(&e.hub, &td_codec_json, &fake_ops, &g, 0);
+    TD_CHECK_EQ_INT(td_client_tick(s, 0), 10000);
+    td_client_tick(s, 10000);
+    TD_CHECK_EQ_INT(g.close_code, 3502);
+    disconnect_client(s, &g, 0);
+    env_free(&e);
+}
+
+TD_TEST(hub_presence_and_join_leave)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f1, f2;
+    struct td_client *a = connect_client(&e, &f1, 0);
+    struct td_client *b = connect_client(&e, &f2, 0);
+    send_cmd(a, "{\"id\":2,\"subscribe\":{\"channel\":\"room\"}}", 0);
+    fake_reset(&f1);
+    send_cmd(b, "{\"id\":2,\"subscribe\":{\"channel\":\"room\"}}", 0);
+    TD_REQUIRE(f1.nsent == 1);
+    TD_CHECK(strstr(fake_last(&f1), "\"join\":{\"info\":{\"user\":\"\",\"client\":") != NULL);
+    TD_CHECK(strstr(fake_last(&f1), b->id) != NULL);
+    send_cmd(a, "{\"id\":3,\"presence_stats\":{\"channel\":\"room\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f1), "\"num_clients\":2,\"num_users\":1") != NULL);
+    send_cmd(a, "{\"id\":4,\"presence\":{\"channel\":\"room\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f1), a->id) != NULL && strstr(fake_last(&f1), b->id) != NULL);
+    send_cmd(a, "{\"id\":5,\"presence\":{\"channel\":\"plain:x\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f1), "\"code\":108") != NULL); /* presence off there */
+    send_cmd(a, "{\"id\":6,\"history\":{\"channel\":\"plain:x\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f1), "\"code\":108") != NULL); /* no history there */
+    fake_reset(&f1);
+    disconnect_client(b, &f2, 0);
+    TD_REQUIRE(f1.nsent == 1);
+    TD_CHECK(strstr(fake_last(&f1), "\"leave\":{\"info\"") != NULL);
+    disconnect_client(a, &f1, 0);
+    env_free(&e);
+}
+
+TD_TEST(hub_history_command)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f;
+    struct td_client *c = connect_client(&e, &f, 0);
+    for (int i = 0; i < 4; i++)
+        td_hub_publish(&e.hub, (struct td_str){"h", 1}, (struct td_str){"7", 1}, NULL, 0, NULL);
+    send_cmd(c, "{\"id\":2,\"history\":{\"channel\":\"h\",\"limit\":2}}", 0);
+    const char *r = fake_last(&f);
+    TD_CHECK(strstr(r, "\"publications\":[{\"data\":7,\"offset\":1},{\"data\":7,\"offset\":2}]") !=
+             NULL);
+    TD_CHECK(strstr(r, "\"offset\":4") != NULL);
+    send_cmd(c, "{\"id\":3,\"history\":{\"channel\":\"h\"}}", 0);
+    TD_CHECK(strstr(fake_last(&f), "\"publications\":[]") != NULL); /* limit 0: position only */
+    send_cmd(c, "{\"id\":4,\"history\":{\"channel\":\"h\",\"limit\":-1,\"reverse\":true,"
+                "\"since\":{\"offset\":3}}}", 0);
+    TD_CHECK(strstr(fake_last(&f), "[{\"data\":7,\"offset\":2},{\"data\":7,\"offset\":1}]") != NULL);
+    send_cmd(c, "{\"id\":5,\"history\":{\"channel\":\"h\",\"since\":{\"offset\":1,\"epoch\":\"zz\"}}}",
+             0);
+    TD_CHECK(strstr(fake_last(&f), "\"code\":112") != NULL);
+    send_cmd(c, "{\"id\":6,\"history\":{\"channel\":\"h\",\"reverse\":true,\"since\":{}}}", 0);
+    TD_CHECK(strstr(fake_last(&f), "\"code\":107") != NULL);
+    disconnect_client(c, &f, 0);
+    env_free(&e);
+}
+
+TD_TEST(hub_batched_replies_one_frame)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_transport f = {0};
+    struct td_client *c = td_client_new(&e.hub, &td_codec_json, &fake_ops, &f, 0);
+    send_cmd(c, "{\"connect\":{\"name\":\"js\"},\"id\":1}\n{\"subscribe\":{\"channel\":\"news\"},"
+                "\"id\":2}",
+             0);
+    /* Replies in one frame; then the subscriber's own join push (force_push_join_leave). */
+    TD_REQUIRE(f.nsent == 2);
+    TD_CHECK(strstr(fake_last(&f), "\"join\"") != NULL);
+    const char *r = fake_reply(&f, 1);
+    const char *nl = strchr(r, '\n');
+    TD_REQUIRE(nl != NULL);
+    TD_CHECK(strncmp(r, "{\"id\":1,\"connect\"", 17) == 0);
+    TD_CHECK(strncmp(nl + 1, "{\"id\":2,\"subscribe\"", 19) == 0);
+    disconnect_client(c, &f, 0);
+    env_free(&e);
+}
