@@ -1,0 +1,120 @@
+'use strict';
+// Every cap a peer can push against, through the real server: the per-connection output
+// queue (3008 "slow"), the HTTP head size (431), the API body size (413), the channel limit
+// (106) and the channel name length (107). Other clients must be unaffected.
+
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const { describe, it, before, after } = require('node:test');
+const WebSocket = require('ws');
+const { Centrifuge } = require('centrifuge');
+
+const { startServer, apiCall } = require('../lib/server');
+const { testConfig, API_KEY } = require('../lib/config');
+const { ClientPool, subscribe } = require('../lib/clients');
+const { uniqueChannel, withTimeout, sleep } = require('../lib/util');
+
+async function until(pred, ms, what) {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Sends raw bytes on a TCP connection and resolves with the HTTP status the server answers. */
+function rawStatus(port, request) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let data = '';
+      sock.setEncoding('latin1');
+      sock.on('connect', () => sock.write(request));
+      sock.on('data', (c) => {
+        data += c;
+        const m = /^HTTP\/1\.1 (\d{3})/.exec(data);
+        if (m) {
+          sock.destroy();
+          resolve(Number(m[1]));
+        }
+      });
+      sock.on('error', reject);
+      sock.on('close', () => reject(new Error(`closed without a status: ${JSON.stringify(data)}`)));
+    }),
+    3000,
+    'HTTP status'
+  );
+}
+
+describe('tandem limits', { timeout: 60000 }, () => {
+  let srv;
+  const pool = new ClientPool(Centrifuge);
+
+  before(async () => {
+    srv = await startServer({
+      config: testConfig({ client: { queue_max_size: 65536, channel_limit: 2 }, channel: { max_length: 100 } }),
+    });
+  });
+  after(async () => {
+    await pool.closeAll();
+    if (srv) await srv.stop();
+  });
+
+  it('closes a client that does not read with 3008 and keeps serving others', async () => {
+    const channel = uniqueChannel('slow');
+    const slow = new WebSocket(srv.url);
+    await withTimeout(new Promise((r, j) => { slow.once('open', r); slow.once('error', j); }), 3000, 'open');
+    const closed = new Promise((resolve) => slow.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    slow.on('error', () => {});
+    const subscribed = new Promise((resolve) => slow.on('message', (d) => {
+      if (d.toString().includes('"id":2')) resolve();
+    }));
+    slow.send(`{"id":1,"connect":{}}\n{"id":2,"subscribe":{"channel":"${channel}"}}`);
+    await withTimeout(subscribed, 3000, 'subscribe reply');
+    slow._socket.pause(); // stop reading: the kernel buffers fill, then tandem's queue
+
+    const { client: good } = await pool.connect(srv.url);
+    const { sub } = await subscribe(good, channel);
+    let received = 0;
+    sub.on('publication', () => received++);
+
+    const payload = JSON.stringify({ fill: 'x'.repeat(16000) });
+    let sent = 0;
+    for (; sent < 600; sent++) {
+      const res = await apiCall(srv, 'publish', `{"channel":"${channel}","data":${payload}}`);
+      assert.equal(res.status, 200);
+    }
+    slow._socket.resume();
+    const { code, reason } = await withTimeout(closed, 10000, 'slow client close');
+    assert.equal(code, 3008);
+    assert.equal(reason, 'slow');
+    await until(() => received === sent, 10000, 'the reading client got every publication');
+    assert.equal(good.state, 'connected');
+  });
+
+  it('answers 431 to an oversized request head and 413 to an oversized API body', async () => {
+    const bigHeader = `GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9000)}\r\n\r\n`;
+    assert.equal(await rawStatus(srv.port, bigHeader), 431);
+    const bigBody = `POST /api/publish HTTP/1.1\r\nHost: x\r\nX-API-Key: ${API_KEY}\r\nContent-Length: ${2 * 1024 * 1024}\r\n\r\n{`;
+    assert.equal(await rawStatus(srv.port, bigBody), 413);
+    assert.equal(await rawStatus(srv.port, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n'), 200);
+  });
+
+  it('refuses a third channel with 106 and a long channel name with 107', async () => {
+    const { client } = await pool.connect(srv.url);
+    const a = client.newSubscription(uniqueChannel('a'));
+    const b = client.newSubscription(uniqueChannel('b'));
+    a.subscribe();
+    b.subscribe();
+    await a.ready(5000);
+    await b.ready(5000);
+    const codes = [];
+    for (const name of [uniqueChannel('c'), 'x'.repeat(120)]) {
+      const s = client.newSubscription(name);
+      const unsub = new Promise((resolve) => s.on('unsubscribed', (ctx) => resolve(ctx.code)));
+      s.subscribe();
+      codes.push(await withTimeout(unsub, 5000, 'unsubscribed event'));
+    }
+    assert.deepEqual(codes, [106, 107]);
+  });
+});
