@@ -139,10 +139,12 @@ int main(int argc, char **argv)
     if (config != NULL &&
         td_config_load_file(&cfg, config, err, sizeof(err), on_config_warn, &warnings) != 0) {
         fprintf(stderr, "tandem: %s\n", err);
+        td_config_free(&cfg);
         return 1;
     }
     if (td_config_load_env(&cfg, err, sizeof(err)) != 0) {
         fprintf(stderr, "tandem: %s\n", err);
+        td_config_free(&cfg);
         return 1;
     }
     /* Flags override file and environment. */
@@ -153,8 +155,9 @@ int main(int argc, char **argv)
     if (port != NULL) {
         char *end;
         long p = strtol(port, &end, 10);
-        if (*end != '\0' || p < 0 || p > 65535) {
+        if (*end != '\0' || end == port || p < 0 || p > 65535) {
             fprintf(stderr, "tandem: --port must be 0-65535\n");
+            td_config_free(&cfg);
             return 2;
         }
         cfg.port = (int)p;
@@ -170,6 +173,7 @@ int main(int argc, char **argv)
     enum td_log_level lvl;
     if (td_log_parse_level(cfg.log_level, &lvl) != 0) {
         fprintf(stderr, "tandem: unknown log level '%s'\n", cfg.log_level);
+        td_config_free(&cfg);
         return 2;
     }
     td_log_set_level(lvl);

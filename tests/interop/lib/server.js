@@ -94,18 +94,31 @@ async function startServer({ config, args = [] } = {}) {
   });
 
   let stopped = false;
-  async function stop() {
-    if (!stopped) {
-      stopped = true;
-      if (proc.exitCode === null && proc.signalCode === null) {
-        proc.kill('SIGTERM');
-        if (!(await waitExit(proc, STOP_GRACE_MS))) {
-          proc.kill('SIGKILL');
-          await waitExit(proc, STOP_GRACE_MS);
-        }
+  // Stops the server with SIGTERM. Unless check is false, a server that does not shut down
+  // cleanly (needs SIGKILL, exits non-zero, or a sanitizer reported anything) fails the
+  // caller: under the ASan build this is how memory errors and leaks reach the test run.
+  async function stop({ check = true } = {}) {
+    if (stopped) return;
+    stopped = true;
+    let problem = null;
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      problem = `had already exited (code ${proc.exitCode}, signal ${proc.signalCode})`;
+    } else {
+      proc.kill('SIGTERM');
+      if (!(await waitExit(proc, STOP_GRACE_MS))) {
+        proc.kill('SIGKILL');
+        await waitExit(proc, STOP_GRACE_MS);
+        problem = `did not stop within ${STOP_GRACE_MS} ms of SIGTERM`;
+      } else if (proc.exitCode !== 0) {
+        problem = `exited with code ${proc.exitCode} after SIGTERM`;
       }
-      fs.rmSync(dir, { recursive: true, force: true });
     }
+    await new Promise((resolve) => setImmediate(resolve)); // let the last output arrive
+    if (!problem && /AddressSanitizer|LeakSanitizer|runtime error:/.test(captured)) {
+      problem = 'reported a sanitizer error';
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (check && problem) throw describeFailure(problem);
   }
   const output = () => captured;
   const describeFailure = (why) =>
@@ -141,7 +154,7 @@ async function startServer({ config, args = [] } = {}) {
       if (m) finish(null, Number(m[1]));
     };
   }).catch(async (e) => {
-    await stop();
+    await stop({ check: false });
     throw e;
   });
 
@@ -157,7 +170,7 @@ async function startServer({ config, args = [] } = {}) {
   }
   if (health) {
     stuckFailure = describeFailure(`logged listening on port ${port}, but ${health}`);
-    await stop();
+    await stop({ check: false });
     throw stuckFailure;
   }
 

@@ -118,3 +118,27 @@ describe('tandem limits', { timeout: 60000 }, () => {
     assert.deepEqual(codes, [106, 107]);
   });
 });
+
+describe('tandem origin check', { timeout: 30000 }, () => {
+  let srv;
+  before(async () => {
+    const config = testConfig({});
+    config.client.allowed_origins = ['http://good.example'];
+    srv = await startServer({ config });
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  const handshake = (origin) =>
+    'GET /connection/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n' +
+    'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
+    `Sec-WebSocket-Version: 13\r\n${origin ? `Origin: ${origin}\r\n` : ''}\r\n`;
+
+  it('accepts listed origins and clients without Origin, refuses others with 403', async () => {
+    assert.equal(await rawStatus(srv.port, handshake('http://good.example')), 101);
+    assert.equal(await rawStatus(srv.port, handshake(null)), 101);
+    assert.equal(await rawStatus(srv.port, handshake('http://evil.example')), 403);
+    assert.equal(await rawStatus(srv.port, handshake('http://127.0.0.1')), 101); // same host
+  });
+});
