@@ -33,6 +33,7 @@ struct td_conn {
     struct td_conn *flush_next;
     enum conn_state state;
     bool in_flush;
+    bool tick_due; /* the client's timer fired: run td_client_tick after this poll phase */
     bool writing;
     bool shutdown_sent;
     bool destroyed;
@@ -55,6 +56,7 @@ struct write_req {
 };
 
 static const struct td_transport_ops conn_ws_ops;
+static void on_flush_idle(uv_idle_t *h);
 
 static int64_t conn_now(const struct td_conn *c)
 {
@@ -69,6 +71,10 @@ static void conn_want_flush(struct td_conn *c)
         return;
     c->in_flush = true;
     c->flush_next = c->srv->flush_head;
+    /* An active idle handle makes the next poll non-blocking, so output queued outside the
+     * poll phase (timers) is written in this loop iteration, not after the next event. */
+    if (c->srv->flush_head == NULL)
+        uv_idle_start(&c->srv->flush_idle, on_flush_idle);
     c->srv->flush_head = c;
 }
 
@@ -215,6 +221,8 @@ static void conn_flush(struct td_conn *c)
     }
 }
 
+static void conn_schedule_client(struct td_conn *c);
+
 static void on_flush_check(uv_check_t *h)
 {
     struct td_server *srv = h->data;
@@ -222,8 +230,18 @@ static void on_flush_check(uv_check_t *h)
         struct td_conn *c = srv->flush_head;
         srv->flush_head = c->flush_next;
         c->in_flush = false;
+        if (c->tick_due) {
+            c->tick_due = false;
+            conn_schedule_client(c);
+        }
         conn_flush(c);
     }
+    uv_idle_stop(&srv->flush_idle);
+}
+
+static void on_flush_idle(uv_idle_t *h)
+{
+    (void)h; /* exists only to keep the poll phase from blocking; see conn_want_flush */
 }
 
 /* ---- closing ----------------------------------------------------------------------- */
@@ -363,9 +381,16 @@ static void conn_schedule_client(struct td_conn *c)
         uv_timer_stop(&c->timer);
 }
 
+/*
+ * Timers run before the poll phase of a loop iteration, so a pong that already sits in the
+ * socket has not been read yet. The tick is therefore deferred to the check phase, after
+ * this iteration's reads, so a timely pong is never mistaken for a missing one.
+ */
 static void on_client_timer(uv_timer_t *t)
 {
-    conn_schedule_client(t->data);
+    struct td_conn *c = t->data;
+    c->tick_due = true;
+    conn_want_flush(c);
 }
 
 /* ---- HTTP -------------------------------------------------------------------------- */
@@ -709,6 +734,8 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
     srv->bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
 
+    uv_idle_init(loop, &srv->flush_idle);
+    srv->flush_idle.data = srv;
     uv_check_init(loop, &srv->flush_check);
     srv->flush_check.data = srv;
     uv_check_start(&srv->flush_check, on_flush_check);
@@ -740,6 +767,7 @@ void td_server_shutdown(struct td_server *srv)
 
 void td_server_free(struct td_server *srv)
 {
+    uv_close((uv_handle_t *)&srv->flush_idle, NULL);
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
     td_hub_free(&srv->hub);

@@ -8,7 +8,8 @@
  *
  * Output: each connection owns a queue of references to immutable buffers (shared
  * publication units plus private replies). Connections with pending output are flushed once
- * per loop iteration, from a uv_check handle, with one writev (uv_try_write); what the
+ * per loop iteration, from a uv_check handle (a uv_idle handle keeps the poll from blocking
+ * while any is pending), with one writev (uv_try_write); what the
  * kernel does not take goes to a single uv_write. Queued bytes above client.queue_max_size
  * close a WebSocket client with 3008 "slow".
  */
@@ -30,6 +31,7 @@ struct td_server {
     struct td_hub hub;
     uv_tcp_t listener;
     uv_check_t flush_check;
+    uv_idle_t flush_idle;
     uv_timer_t hub_timer;
     struct td_conn *conns;     /* all open connections (doubly linked) */
     struct td_conn *flush_head; /* connections with output to write this iteration */
