@@ -40,6 +40,7 @@ void td_config_init(struct td_config *cfg)
     cfg->message_size_limit = 65536;
     cfg->api_key = td_xstrdup("");
     cfg->api_max_body = 1024 * 1024;
+    cfg->http_idle_timeout_ms = 30000;
     cfg->channel_max_length = 255;
     cfg->namespace_boundary = ':';
     ns_defaults(&cfg->without_ns);
@@ -157,6 +158,7 @@ static const struct opt cfg_opts[] = {
     {"websocket.message_size_limit", OPT_U32, CFG(message_size_limit)},
     {"http_api.key", OPT_STRING, CFG(api_key)},
     {"http_api.insecure", OPT_BOOL, CFG(api_insecure)},
+    {"http_server.idle_timeout", OPT_DURATION, CFG(http_idle_timeout_ms)},
     {"channel.max_length", OPT_U32, CFG(channel_max_length)},
 };
 #undef CFG
@@ -261,9 +263,8 @@ struct load_ctx {
     void *ud;
 };
 
-__attribute__((format(printf, 3, 4))) static int load_fail(struct load_ctx *lc,
-                                                           const struct td_json *at,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int
+load_fail(struct load_ctx *lc, const struct td_json *at, const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -345,8 +346,8 @@ static void load_warn(struct load_ctx *lc, const struct td_json *at, const char 
     if (lc->warn == NULL)
         return;
     char msg[320];
-    snprintf(msg, sizeof(msg), "%s:%u:%u: unknown key \"%s\" ignored", lc->name, at->line,
-             at->col, path);
+    snprintf(msg, sizeof(msg), "%s:%u:%u: unknown key \"%s\" ignored", lc->name, at->line, at->col,
+             path);
     lc->warn(msg, lc->ud);
 }
 
@@ -376,8 +377,9 @@ static int load_ns(struct load_ctx *lc, struct td_ns_opts *ns, const struct td_j
     }
     if ((ns->force_recovery || ns->force_positioning) &&
         (ns->history_size == 0 || ns->history_ttl_ms == 0))
-        return load_fail(lc, obj, "%s: force_recovery/force_positioning need history_size and "
-                                  "history_ttl",
+        return load_fail(lc, obj,
+                         "%s: force_recovery/force_positioning need history_size and "
+                         "history_ttl",
                          prefix);
     return 0;
 }
@@ -397,14 +399,18 @@ static int load_namespaces(struct load_ctx *lc, struct td_config *cfg, const str
             return load_fail(lc, o, "channel.namespaces[%zu] must be an object", i);
         const struct td_json *name = td_json_get(o, "name");
         if (name == NULL || name->type != TD_JSON_STRING || name->len == 0)
-            return load_fail(lc, name ? name : o, "channel.namespaces[%zu].name must be a "
-                                                  "non-empty string", i);
+            return load_fail(lc, name ? name : o,
+                             "channel.namespaces[%zu].name must be a "
+                             "non-empty string",
+                             i);
         for (size_t k = 0; k < name->len; k++) {
             char ch = name->str[k];
-            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-                  ch == '_' || ch == '-' || ch == '.'))
-                return load_fail(lc, name, "namespace name \"%s\" may only contain letters, "
-                                           "digits, '_', '-' and '.'", name->str);
+            if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
+                return load_fail(lc, name,
+                                 "namespace name \"%s\" may only contain letters, "
+                                 "digits, '_', '-' and '.'",
+                                 name->str);
         }
         for (size_t k = 0; k < cfg->n_namespaces; k++) {
             if (strcmp(cfg->namespaces[k].name, name->str) == 0)

@@ -62,6 +62,7 @@ struct td_config {
     char *api_key;
     bool api_insecure;
     uint64_t api_max_body;
+    int64_t http_idle_timeout_ms; /* http_server.idle_timeout (tandem's own key) */
 
     uint32_t channel_max_length;
     char namespace_boundary;

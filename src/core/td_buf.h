@@ -26,8 +26,7 @@ void td_buf_append(struct td_buf *b, const void *p, size_t n);
 void td_buf_append_byte(struct td_buf *b, uint8_t c);
 void td_buf_append_str(struct td_buf *b, const char *s);
 /* td_buf_appendf appends printf-formatted text. */
-void td_buf_appendf(struct td_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void td_buf_appendf(struct td_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* td_buf_consume drops the first n bytes (n <= len). */
 void td_buf_consume(struct td_buf *b, size_t n);
 static inline void td_buf_reset(struct td_buf *b)

@@ -9,13 +9,13 @@
 
 enum {
     TD_OK = 0,
-    TD_EPROTO = -10001,   /* the peer broke the protocol (malformed input) */
-    TD_ELIMIT = -10002,   /* a cap was hit (size, count, rate) */
-    TD_EAGAIN = -10003,   /* need more input before a decision can be made */
-    TD_ENOTFOUND = -10004,/* the named thing does not exist */
-    TD_EEXIST = -10005,   /* the thing already exists */
-    TD_EINVAL = -10006,   /* a caller passed an invalid argument or config value */
-    TD_EUTF8 = -10007,    /* text is not valid UTF-8 */
+    TD_EPROTO = -10001,    /* the peer broke the protocol (malformed input) */
+    TD_ELIMIT = -10002,    /* a cap was hit (size, count, rate) */
+    TD_EAGAIN = -10003,    /* need more input before a decision can be made */
+    TD_ENOTFOUND = -10004, /* the named thing does not exist */
+    TD_EEXIST = -10005,    /* the thing already exists */
+    TD_EINVAL = -10006,    /* a caller passed an invalid argument or config value */
+    TD_EUTF8 = -10007,     /* text is not valid UTF-8 */
 };
 
 /* td_strerror returns a static, human-readable name for any code above or any -errno. */

@@ -32,7 +32,8 @@ void *td_map_get(const struct td_map *m, const char *key, size_t key_len);
 void *td_map_put(struct td_map *m, const char *key, size_t key_len, void *value);
 /* td_map_del removes key; returns the removed value or NULL. */
 void *td_map_del(struct td_map *m, const char *key, size_t key_len);
-/* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ... (no changes while iterating). */
+/* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ... (no changes while
+ * iterating). */
 
 uint64_t td_hash_bytes(const void *p, size_t n);
 

@@ -52,8 +52,8 @@ uint64_t td_rand_u64(void)
 void td_rand_uuid(char out[37])
 {
     uint64_t a = td_rand_u64(), b = td_rand_u64();
-    a = (a & ~0xf000ULL) | 0x4000ULL;                                   /* version 4 */
-    b = (b & ~(3ULL << 62)) | (2ULL << 62);                             /* RFC 4122 variant */
+    a = (a & ~0xf000ULL) | 0x4000ULL;       /* version 4 */
+    b = (b & ~(3ULL << 62)) | (2ULL << 62); /* RFC 4122 variant */
     snprintf(out, 37, "%08x-%04x-%04x-%04x-%012llx", (unsigned)(a >> 32),
              (unsigned)((a >> 16) & 0xffff), (unsigned)(a & 0xffff), (unsigned)(b >> 48),
              (unsigned long long)(b & 0xffffffffffffULL));

@@ -102,8 +102,7 @@ static bool client_allowed(const struct td_client *c, const struct td_ns_opts *n
                 (subscribed && ns->allow_presence_for_subscriber)) &&
                (!anon || ns->allow_presence_for_anonymous);
     case PERM_HISTORY:
-        return (ns->allow_history_for_client ||
-                (subscribed && ns->allow_history_for_subscriber)) &&
+        return (ns->allow_history_for_client || (subscribed && ns->allow_history_for_subscriber)) &&
                (!anon || ns->allow_history_for_anonymous);
     }
     return false;
@@ -205,8 +204,8 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
         return;
     }
     bool private_channel = cmd->channel.p[0] == '$';
-    if (!client_allowed(c, ns, PERM_SUBSCRIBE, false) || (private_channel && !cfg->client_insecure) ||
-        (cmd->token.n > 0 && !cfg->client_insecure)) {
+    if (!client_allowed(c, ns, PERM_SUBSCRIBE, false) ||
+        (private_channel && !cfg->client_insecure) || (cmd->token.n > 0 && !cfg->client_insecure)) {
         reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
         return;
     }
@@ -216,11 +215,12 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
         return;
     }
     bool history_perm = cfg->client_insecure || client_allowed(c, ns, PERM_HISTORY, true);
-    bool recoverable = ch->has_history &&
-                       (ns->force_recovery || (cmd->recoverable && (ns->allow_recovery || history_perm)));
-    bool positioned = ch->has_history &&
-                      (recoverable || ns->force_positioning ||
-                       (cmd->positioned && (ns->allow_positioning || history_perm)));
+    bool recoverable =
+        ch->has_history &&
+        (ns->force_recovery || (cmd->recoverable && (ns->allow_recovery || history_perm)));
+    bool positioned =
+        ch->has_history && (recoverable || ns->force_positioning ||
+                            (cmd->positioned && (ns->allow_positioning || history_perm)));
 
     struct td_subscribe_result r = {0};
     struct td_recovery rec = {0};
@@ -251,9 +251,9 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
             return;
         }
     }
-    bool push_jl = ns->join_leave &&
-                   (ns->force_push_join_leave ||
-                    (cmd->join_leave && client_allowed(c, ns, PERM_PRESENCE, true)));
+    bool push_jl =
+        ns->join_leave && (ns->force_push_join_leave ||
+                           (cmd->join_leave && client_allowed(c, ns, PERM_PRESENCE, true)));
     td_hub_sub_add(c, ch, push_jl);
     reply_begin(x);
     c->codec->reply_subscribe(x->out, cmd->id, &r);
@@ -327,7 +327,8 @@ static void cmd_presence(struct client_ctx *x, const struct td_cmd *cmd, bool st
     uint32_t n = ch != NULL ? ch->nsubs : 0;
     reply_begin(x);
     if (stats) {
-        c->codec->reply_presence_stats(x->out, cmd->id, n, ch != NULL ? td_channel_num_users(ch) : 0);
+        c->codec->reply_presence_stats(x->out, cmd->id, n,
+                                       ch != NULL ? td_channel_num_users(ch) : 0);
         return;
     }
     struct td_client_info *infos = td_xcalloc(n ? n : 1, sizeof(*infos));

@@ -172,7 +172,7 @@ static bool codec_is_json(const struct td_codec *codec)
 
 /* Sends a join or leave push about `about` to every subscriber of ch that wants them. */
 void td_hub_push_join_leave(struct td_hub *hub, struct td_channel *ch,
-                                    const struct td_client *about, bool join)
+                            const struct td_client *about, bool join)
 {
     struct td_client_info info;
     client_info_of(about, &info);

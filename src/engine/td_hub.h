@@ -113,8 +113,8 @@ struct td_client {
     uint32_t nsubs;
     uint32_t capsubs;
     int64_t created_ms;
-    int64_t next_ping_ms;  /* 0 = pings off */
-    int64_t pong_due_ms;   /* 0 = no pong outstanding */
+    int64_t next_ping_ms; /* 0 = pings off */
+    int64_t pong_due_ms;  /* 0 = no pong outstanding */
 };
 
 struct td_hub_stats {
@@ -168,7 +168,8 @@ struct td_publish_result {
  * be NULL. Returns 0, TD_ENOTFOUND for an unknown namespace.
  */
 int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data,
-                   const struct td_client_info *info, int64_t now_ms, struct td_publish_result *res);
+                   const struct td_client_info *info, int64_t now_ms,
+                   struct td_publish_result *res);
 
 /* td_hub_channel finds a channel without creating it (NULL if it has no state). */
 struct td_channel *td_hub_channel(struct td_hub *hub, struct td_str name);
@@ -179,7 +180,6 @@ uint32_t td_channel_num_users(const struct td_channel *ch);
 /* td_hub_unsubscribe removes client's subscription to ch with an unsubscribe push. */
 void td_hub_unsubscribe(struct td_hub *hub, struct td_client *c, struct td_str channel,
                         uint32_t code, const char *reason, int64_t now_ms);
-
 
 /* Internal to the engine (td_hub.c <-> td_client.c). */
 int td_client_send_buf(struct td_client *c, const struct td_buf *b);

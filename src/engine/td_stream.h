@@ -46,11 +46,11 @@ void td_pub_unref(struct td_pub *p);
 
 struct td_stream {
     char epoch[TD_EPOCH_LEN + 1];
-    uint64_t top;          /* offset of the newest publication ever appended (0 = none) */
-    uint32_t size;         /* max publications kept */
-    int64_t ttl_ms;        /* max age of a kept publication */
-    struct td_pub **ring;  /* capacity `size`, allocated on first append */
-    uint32_t head;         /* index of the oldest kept publication */
+    uint64_t top;         /* offset of the newest publication ever appended (0 = none) */
+    uint32_t size;        /* max publications kept */
+    int64_t ttl_ms;       /* max age of a kept publication */
+    struct td_pub **ring; /* capacity `size`, allocated on first append */
+    uint32_t head;        /* index of the oldest kept publication */
     uint32_t count;
     int64_t last_pub_ms;
 };

@@ -295,6 +295,15 @@ static void on_close_timeout(uv_timer_t *t)
     conn_destroy(t->data);
 }
 
+/* An HTTP connection must complete a request within http_server.idle_timeout of the
+ * previous one (or of accepting), or it is closed: idle keep-alive connections and slow
+ * request heads do not hold a slot forever. */
+static void conn_arm_http_timer(struct td_conn *c)
+{
+    if (c->state == CONN_HTTP && !c->destroyed)
+        uv_timer_start(&c->timer, on_close_timeout, (uint64_t)c->srv->cfg->http_idle_timeout_ms, 0);
+}
+
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     (void)status;
@@ -406,7 +415,8 @@ static void conn_respond(struct td_conn *c, int status, const char *ctype, const
         td_buf_appendf(&b, "Content-Type: %s\r\n", ctype);
     if (extra)
         td_buf_append_str(&b, extra);
-    td_buf_append_str(&b, keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
+    td_buf_append_str(&b,
+                      keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n");
     td_buf_append(&b, body, n);
     conn_enqueue_buf(c, &b);
     td_buf_free(&b);
@@ -512,7 +522,8 @@ static void conn_upgrade_ws(struct td_conn *c, const struct td_http_request *req
     conn_schedule_client(c);
 }
 
-static void conn_handle_api(struct td_conn *c, const struct td_http_request *req, const uint8_t *body)
+static void conn_handle_api(struct td_conn *c, const struct td_http_request *req,
+                            const uint8_t *body)
 {
     struct td_server *srv = c->srv;
     struct td_str method = {req->path.p + 5, req->path.n - 5}; /* after "/api/" */
@@ -596,9 +607,9 @@ static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n)
                 return used;
             if (rv < 0) {
                 int status = rv == TD_ELIMIT ? 431 : rv == TD_EINVAL ? 501 : 400;
-                conn_respond_text(c, status, rv == TD_ELIMIT ? "request head too large\n"
-                                                             : "malformed request\n",
-                                  false);
+                conn_respond_text(
+                    c, status, rv == TD_ELIMIT ? "request head too large\n" : "malformed request\n",
+                    false);
                 return n;
             }
             if (req.content_length > srv->cfg->api_max_body) {
@@ -610,6 +621,7 @@ static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n)
                 return used;
             conn_handle_request(c, &req, p + used + rv);
             used += total;
+            conn_arm_http_timer(c);
             continue;
         }
         size_t consumed = 0;
@@ -618,9 +630,10 @@ static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n)
         if (rv < 0) {
             uint16_t code = td_ws_decoder_close_code(&c->ws);
             td_log_debug("websocket protocol error", "code=%u err=\"%s\"", code, td_strerror(rv));
-            conn_ws_close(c, code, code == TD_WS_CLOSE_TOO_BIG ? "message too big"
-                                   : code == TD_WS_CLOSE_INVALID_DATA ? "invalid utf-8"
-                                                                      : "protocol error");
+            conn_ws_close(c, code,
+                          code == TD_WS_CLOSE_TOO_BIG        ? "message too big"
+                          : code == TD_WS_CLOSE_INVALID_DATA ? "invalid utf-8"
+                                                             : "protocol error");
             return n;
         }
         used += consumed;
@@ -695,6 +708,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     uv_tcp_nodelay(&c->tcp, 1);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    conn_arm_http_timer(c);
 }
 
 static void on_hub_timer(uv_timer_t *t)

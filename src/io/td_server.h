@@ -33,7 +33,7 @@ struct td_server {
     uv_check_t flush_check;
     uv_idle_t flush_idle;
     uv_timer_t hub_timer;
-    struct td_conn *conns;     /* all open connections (doubly linked) */
+    struct td_conn *conns;      /* all open connections (doubly linked) */
     struct td_conn *flush_head; /* connections with output to write this iteration */
     uint32_t nconns;
     uint32_t nws;

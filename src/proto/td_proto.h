@@ -144,8 +144,8 @@ struct td_subscribe_result {
     bool positioned;
     bool recovered;
     bool was_recovering;
-    struct td_str epoch;    /* emitted when positioned or recoverable */
-    uint64_t offset;        /* emitted when positioned or recoverable and non-zero */
+    struct td_str epoch; /* emitted when positioned or recoverable */
+    uint64_t offset;     /* emitted when positioned or recoverable and non-zero */
     const struct td_publication *pubs;
     size_t npubs;
     struct td_str data;

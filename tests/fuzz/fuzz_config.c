@@ -14,8 +14,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     td_config_init(&cfg);
     char err[512];
     err[0] = '\0';
-    int rv = td_config_load_text(&cfg, "fuzz", (const char *)data, size, err, sizeof(err), NULL,
-                                 NULL);
+    int rv =
+        td_config_load_text(&cfg, "fuzz", (const char *)data, size, err, sizeof(err), NULL, NULL);
     if (rv != 0 && err[0] == '\0')
         abort(); /* every rejection must say why */
     if (rv == 0) {

@@ -93,8 +93,8 @@ TD_TEST(config_unknown_keys_warn_not_fail)
     char err[256];
     int warnings = 0;
     const char *text = "{\"engine\":{\"type\":\"memory\"},\"client\":{\"frobnicate\":1}}";
-    int rv = td_config_load_text(&cfg, "t", text, strlen(text), err, sizeof(err), count_warn,
-                                 &warnings);
+    int rv =
+        td_config_load_text(&cfg, "t", text, strlen(text), err, sizeof(err), count_warn, &warnings);
     TD_CHECK_EQ_INT(rv, 0);
     TD_CHECK_EQ_INT(warnings, 2);
     td_config_free(&cfg);

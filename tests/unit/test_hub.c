@@ -238,7 +238,8 @@ TD_TEST(hub_recovery_after_reconnect)
     c = connect_client(&e, &f, 20);
     char cmd[256];
     snprintf(cmd, sizeof(cmd),
-             "{\"id\":2,\"subscribe\":{\"channel\":\"r\",\"recover\":true,\"epoch\":\"%s\"}}", epoch);
+             "{\"id\":2,\"subscribe\":{\"channel\":\"r\",\"recover\":true,\"epoch\":\"%s\"}}",
+             epoch);
     send_cmd(c, cmd, 20);
     const char *r = fake_reply(&f, 2);
     TD_CHECK(strstr(r, "\"recovered\":true") != NULL);
@@ -356,10 +357,14 @@ TD_TEST(hub_history_command)
     TD_CHECK(strstr(r, "\"offset\":4") != NULL);
     send_cmd(c, "{\"id\":3,\"history\":{\"channel\":\"h\"}}", 0);
     TD_CHECK(strstr(fake_last(&f), "\"publications\":[]") != NULL); /* limit 0: position only */
-    send_cmd(c, "{\"id\":4,\"history\":{\"channel\":\"h\",\"limit\":-1,\"reverse\":true,"
-                "\"since\":{\"offset\":3}}}", 0);
-    TD_CHECK(strstr(fake_last(&f), "[{\"data\":7,\"offset\":2},{\"data\":7,\"offset\":1}]") != NULL);
-    send_cmd(c, "{\"id\":5,\"history\":{\"channel\":\"h\",\"since\":{\"offset\":1,\"epoch\":\"zz\"}}}",
+    send_cmd(c,
+             "{\"id\":4,\"history\":{\"channel\":\"h\",\"limit\":-1,\"reverse\":true,"
+             "\"since\":{\"offset\":3}}}",
+             0);
+    TD_CHECK(strstr(fake_last(&f), "[{\"data\":7,\"offset\":2},{\"data\":7,\"offset\":1}]") !=
+             NULL);
+    send_cmd(c,
+             "{\"id\":5,\"history\":{\"channel\":\"h\",\"since\":{\"offset\":1,\"epoch\":\"zz\"}}}",
              0);
     TD_CHECK(strstr(fake_last(&f), "\"code\":112") != NULL);
     send_cmd(c, "{\"id\":6,\"history\":{\"channel\":\"h\",\"reverse\":true,\"since\":{}}}", 0);
@@ -374,8 +379,9 @@ TD_TEST(hub_batched_replies_one_frame)
     env_init(&e);
     struct fake_transport f = {0};
     struct td_client *c = td_client_new(&e.hub, &td_codec_json, &fake_ops, &f, 0);
-    send_cmd(c, "{\"connect\":{\"name\":\"js\"},\"id\":1}\n{\"subscribe\":{\"channel\":\"news\"},"
-                "\"id\":2}",
+    send_cmd(c,
+             "{\"connect\":{\"name\":\"js\"},\"id\":1}\n{\"subscribe\":{\"channel\":\"news\"},"
+             "\"id\":2}",
              0);
     /* Replies in one frame; then the subscriber's own join push (force_push_join_leave). */
     TD_REQUIRE(f.nsent == 2);

@@ -4,12 +4,12 @@
 
 #include <stdlib.h>
 
-static struct td_str S(const char *s)
-{
+static struct td_str S(const char *s) {
     return (struct td_str){s, strlen(s)};
 }
 
-static void stream_publish(struct td_stream *s, int count, int64_t now)
+static void
+stream_publish(struct td_stream *s, int count, int64_t now)
 {
     for (int i = 0; i < count; i++) {
         struct td_pub *p = td_pub_new(S("{}"), NULL, now);

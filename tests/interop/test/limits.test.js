@@ -119,11 +119,12 @@ describe('tandem limits', { timeout: 60000 }, () => {
   });
 });
 
-describe('tandem origin check', { timeout: 30000 }, () => {
+describe('tandem origin check and HTTP idle timeout', { timeout: 30000 }, () => {
   let srv;
   before(async () => {
     const config = testConfig({});
     config.client.allowed_origins = ['http://good.example'];
+    config.http_server = { idle_timeout: '300ms' };
     srv = await startServer({ config });
   });
   after(async () => {
@@ -140,5 +141,20 @@ describe('tandem origin check', { timeout: 30000 }, () => {
     assert.equal(await rawStatus(srv.port, handshake(null)), 101);
     assert.equal(await rawStatus(srv.port, handshake('http://evil.example')), 403);
     assert.equal(await rawStatus(srv.port, handshake('http://127.0.0.1')), 101); // same host
+  });
+
+  it('closes an HTTP connection that sends nothing within http_server.idle_timeout', async () => {
+    const started = Date.now();
+    const closedAfter = await withTimeout(
+      new Promise((resolve, reject) => {
+        const sock = net.connect(srv.port, '127.0.0.1');
+        sock.on('error', reject);
+        sock.on('close', () => resolve(Date.now() - started));
+        sock.resume();
+      }),
+      3000,
+      'server closing an idle connection'
+    );
+    assert.ok(closedAfter >= 250, `closed after ${closedAfter} ms, before the timeout`);
   });
 });
