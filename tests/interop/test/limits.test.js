@@ -158,3 +158,18 @@ describe('tandem origin check and HTTP idle timeout', { timeout: 30000 }, () => 
     assert.ok(closedAfter >= 250, `closed after ${closedAfter} ms, before the timeout`);
   });
 });
+
+describe('tandem shutdown', { timeout: 30000 }, () => {
+  it('closes WebSocket clients with 3001 "shutdown" on SIGTERM and exits cleanly', async () => {
+    const srv = await startServer({ config: testConfig({}) });
+    const ws = new WebSocket(srv.url);
+    ws.on('error', () => {});
+    await withTimeout(new Promise((r, j) => { ws.once('open', r); ws.once('error', j); }), 3000, 'open');
+    const connected = new Promise((resolve) => ws.once('message', resolve));
+    ws.send('{"id":1,"connect":{}}');
+    await withTimeout(connected, 3000, 'connect reply');
+    const closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    await srv.stop(); // throws unless the server exits with status 0
+    assert.deepEqual(await withTimeout(closed, 3000, 'close'), { code: 3001, reason: 'shutdown' });
+  });
+});
