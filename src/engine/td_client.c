@@ -475,7 +475,7 @@ void td_client_on_frame(struct td_client *c, uint8_t *frame, size_t len, int64_t
         if (!client_dispatch(&x, &cmd))
             break;
     }
-    /* Replies already produced are still sent before the close frame, as centrifuge does. */
+    /* After a close the transport has queued its close frame: nothing may follow it. */
     if (out.len > 0 && c->state != TD_CLIENT_CLOSED)
         td_client_send_buf(c, &out);
     td_buf_free(&out);

@@ -9,6 +9,15 @@
 #include "core/td_err.h"
 #include "core/td_json.h"
 
+/* Compares without an early exit, so response time does not reveal how much matched. */
+static bool api_key_equal(const char *a, size_t an, const char *key, size_t kn)
+{
+    unsigned diff = an != kn;
+    for (size_t i = 0; i < an && i < kn; i++)
+        diff |= (unsigned)(a[i] ^ key[i]);
+    return diff == 0;
+}
+
 bool td_api_authorized(const struct td_config *cfg, const struct td_http_request *req)
 {
     if (cfg->api_insecure)
@@ -17,11 +26,11 @@ bool td_api_authorized(const struct td_config *cfg, const struct td_http_request
     if (klen == 0)
         return false; /* no key configured: the API is closed */
     const struct td_str *h = td_http_header_get(req, "X-API-Key");
-    if (h != NULL && h->n == klen && memcmp(h->p, cfg->api_key, klen) == 0)
+    if (h != NULL && api_key_equal(h->p, h->n, cfg->api_key, klen))
         return true;
     h = td_http_header_get(req, "Authorization");
-    if (h != NULL && h->n == klen + 7 && strncasecmp(h->p, "apikey ", 7) == 0 &&
-        memcmp(h->p + 7, cfg->api_key, klen) == 0)
+    if (h != NULL && h->n > 7 && strncasecmp(h->p, "apikey ", 7) == 0 &&
+        api_key_equal(h->p + 7, h->n - 7, cfg->api_key, klen))
         return true;
     return false;
 }

@@ -159,6 +159,50 @@ describe('tandem origin check and HTTP idle timeout', { timeout: 30000 }, () => 
   });
 });
 
+describe('tandem connection limit', { timeout: 30000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ config: testConfig({ client: { connection_limit: 1 } }) });
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  it('closes a WebSocket session beyond client.connection_limit with 3504', async () => {
+    const open = async () => {
+      const ws = new WebSocket(srv.url);
+      ws.on('error', () => {});
+      const closed = new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+      await withTimeout(new Promise((r, j) => { ws.once('open', r); ws.once('error', j); }), 3000, 'open');
+      return { ws, closed };
+    };
+    const first = await open();
+    const second = await open();
+    assert.deepEqual(await withTimeout(second.closed, 3000, 'second closed'), { code: 3504, reason: 'connection limit' });
+    // The first is unaffected, and once it leaves a new session is accepted.
+    const reply = new Promise((resolve) => first.ws.once('message', (d) => resolve(d.toString())));
+    first.ws.send('{"id":1,"connect":{}}');
+    assert.match(await withTimeout(reply, 3000, 'connect reply'), /"connect":\{"client"/);
+    first.ws.close();
+    await withTimeout(first.closed, 3000, 'first closed');
+    // The server frees the slot when it sees the first socket's EOF, which may come a
+    // moment after the client's close event: retry briefly.
+    let accepted = false;
+    for (let attempt = 0; attempt < 20 && !accepted; attempt++) {
+      const third = await open();
+      const r3 = new Promise((resolve) => {
+        third.ws.once('message', (d) => resolve(d.toString()));
+        third.closed.then(() => resolve('closed'));
+      });
+      third.ws.send('{"id":1,"connect":{}}');
+      accepted = /"connect":\{"client"/.test(await withTimeout(r3, 3000, 'connect reply'));
+      third.ws.close();
+      if (!accepted) await sleep(50);
+    }
+    assert.ok(accepted, 'a new session is accepted once the first one left');
+  });
+});
+
 describe('tandem shutdown', { timeout: 30000 }, () => {
   it('closes WebSocket clients with 3001 "shutdown" on SIGTERM and exits cleanly', async () => {
     const srv = await startServer({ config: testConfig({}) });
