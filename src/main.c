@@ -7,6 +7,7 @@
  *   tandem version
  */
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,17 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     (void)h;
+}
+
+/* Each connection is a file descriptor: use all the process is allowed. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        td_log_debug("raised open file limit", "limit=%llu", (unsigned long long)rl.rlim_cur);
 }
 
 static int arg_value(int argc, char **argv, int *i, const char *name, const char **out)
@@ -178,6 +190,7 @@ int main(int argc, char **argv)
     }
     td_log_set_level(lvl);
     signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
 
     if (cfg.client_insecure)
         td_log_warn("client.insecure is on: any client may connect, subscribe and publish "

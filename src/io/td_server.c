@@ -736,7 +736,7 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
     srv->listener.data = srv;
     rv = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
     if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+        rv = uv_listen((uv_stream_t *)&srv->listener, 4096, on_connection);
     if (rv != 0) {
         td_log_error("cannot listen", "address=%s port=%d err=\"%s\"", cfg->address, cfg->port,
                      uv_strerror(rv));
