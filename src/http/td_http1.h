@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto/td_proto.h"
+#include "core/td_str.h"
 
 /* Capacity of struct td_http_request.headers; the hard ceiling for max_headers. */
 #define TD_HTTP_MAX_HEADERS 64

@@ -23,7 +23,7 @@
 
 #include "core/td_buf.h"
 #include "core/td_utf8.h"
-#include "proto/td_proto.h" /* struct td_str */
+#include "core/td_str.h"
 
 enum {
     TD_WS_OP_CONT = 0,

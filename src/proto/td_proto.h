@@ -21,14 +21,7 @@
 #include <stdint.h>
 
 #include "core/td_buf.h"
-
-/* A borrowed byte range; not NUL-terminated. */
-struct td_str {
-    const char *p;
-    size_t n;
-};
-
-#define TD_STR_NULL ((struct td_str){NULL, 0})
+#include "core/td_str.h"
 
 enum td_cmd_kind {
     TD_CMD_EMPTY = 0, /* no request field: a pong (id 0) or a bad request (id > 0) */
