@@ -1,5 +1,5 @@
 # Friendly front for CMake presets. See README.md.
-.PHONY: all build run test test-unit test-interop asan fuzz clean setup setup-test
+.PHONY: all build run test test-unit test-interop asan fuzz bench clean setup setup-test
 
 JOBS ?= $(shell nproc)
 
@@ -37,6 +37,12 @@ test: setup-test build asan
 fuzz:
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS)
+
+# Quick benchmark of tandem against uWebSockets.js, nats-server and node ws (< 10 minutes,
+# loopback only); prints one table. See BENCHMARKS.md; `bench/run.sh --full` for longer runs.
+bench: build
+	cmake --build --preset dev -j $(JOBS) --target td_loadgen
+	bench/setup.sh && bench/run.sh --quick
 
 clean:
 	rm -rf build
