@@ -148,11 +148,84 @@ static void on_write(uv_write_t *req, int status)
     conn_want_flush(c);
 }
 
-/* Writes as much as the kernel takes now; hands the rest to one uv_write. */
+/* Drops `written` bytes from the front of the queue: whole entries, then part of one. */
+static void conn_consume(struct td_conn *c, size_t written)
+{
+    c->srv->bytes_out += written;
+    c->out_bytes -= written;
+    while (c->qlen > 0 && written > 0) {
+        struct outq_entry *e = &c->q[c->qhead];
+        size_t left = e->hlen + e->rb->len - e->done;
+        if (written >= left) {
+            written -= left;
+            td_rbuf_unref(e->rb);
+            c->qhead++;
+            c->qlen--;
+        } else {
+            e->done += (uint32_t)written;
+            written = 0;
+        }
+    }
+    if (c->qlen == 0)
+        c->qhead = 0;
+}
+
+/*
+ * Copies whole pending entries into the loop's cork buffer; returns the bytes copied (0 if
+ * the first entry alone is larger than the buffer: such big messages go out by iovec).
+ */
+static size_t conn_cork(struct td_conn *c)
+{
+    uint8_t *cork = c->srv->cork;
+    size_t n = 0;
+    for (uint32_t i = 0; i < c->qlen; i++) {
+        const struct outq_entry *e = &c->q[c->qhead + i];
+        size_t left = e->hlen + e->rb->len - e->done;
+        if (n + left > sizeof(c->srv->cork))
+            break;
+        if (e->done < e->hlen) {
+            memcpy(cork + n, e->hdr + e->done, e->hlen - e->done);
+            n += e->hlen - e->done;
+            memcpy(cork + n, e->rb->data, e->rb->len);
+            n += e->rb->len;
+        } else {
+            size_t skip = e->done - e->hlen;
+            memcpy(cork + n, e->rb->data + skip, e->rb->len - skip);
+            n += e->rb->len - skip;
+        }
+    }
+    return n;
+}
+
+/*
+ * Writes as much as the kernel takes now; hands the rest to one uv_write. Small frames
+ * are first copied into one contiguous cork buffer: one segment per write is markedly
+ * cheaper in the kernel than many small iovecs (measured: bench/, scenario s1 with 16
+ * publications per round).
+ */
 static void conn_flush(struct td_conn *c)
 {
     if (c->writing || c->destroyed)
         return;
+    for (;;) {
+        if (c->qlen == 0) {
+            conn_after_drain(c);
+            return;
+        }
+        size_t n = conn_cork(c);
+        if (n == 0)
+            break; /* a large message: write it by iovec below */
+        uv_buf_t buf = uv_buf_init((char *)c->srv->cork, (unsigned)n);
+        int rv = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (rv < 0 && rv != UV_EAGAIN) {
+            conn_destroy(c);
+            return;
+        }
+        size_t written = rv > 0 ? (size_t)rv : 0;
+        conn_consume(c, written);
+        if (written < n)
+            break; /* the kernel buffer is full */
+    }
     if (c->qlen == 0) {
         conn_after_drain(c);
         return;
@@ -169,29 +242,12 @@ static void conn_flush(struct td_conn *c)
         conn_destroy(c);
         return;
     }
-    size_t written = rv > 0 ? (size_t)rv : 0;
-    c->srv->bytes_out += written;
-    c->out_bytes -= written;
-    /* Drop fully written entries, advance the partial one. */
-    while (c->qlen > 0 && written > 0) {
-        struct outq_entry *e = &c->q[c->qhead];
-        size_t left = e->hlen + e->rb->len - e->done;
-        if (written >= left) {
-            written -= left;
-            td_rbuf_unref(e->rb);
-            c->qhead++;
-            c->qlen--;
-        } else {
-            e->done += (uint32_t)written;
-            written = 0;
-        }
-    }
+    conn_consume(c, rv > 0 ? (size_t)rv : 0);
     if (c->qlen == 0) {
-        c->qhead = 0;
         conn_after_drain(c);
         return;
     }
-    /* The kernel buffer is full: move what we tried into one uv_write request. */
+    /* The kernel buffer is full: move the rest we tried into one uv_write request. */
     uint32_t take = c->qlen < nent ? c->qlen : nent;
     struct write_req *w = td_xcalloc(1, sizeof(*w));
     w->conn = c;

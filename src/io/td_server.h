@@ -43,6 +43,7 @@ struct td_server {
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint8_t readbuf[65536]; /* shared by all reads: libuv calls read_cb synchronously */
+    uint8_t cork[16384];    /* shared by all flushes: small frames are gathered here */
 };
 
 /*
