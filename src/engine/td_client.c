@@ -20,6 +20,8 @@ struct client_ctx {
     int64_t now_ms;
 };
 
+const char td_client_anonymous[1] = "";
+
 struct td_client *td_client_new(struct td_hub *hub, const struct td_codec *codec,
                                 const struct td_transport_ops *tops, void *transport,
                                 int64_t now_ms)
@@ -30,7 +32,7 @@ struct td_client *td_client_new(struct td_hub *hub, const struct td_codec *codec
     c->tops = tops;
     c->transport = transport;
     c->state = TD_CLIENT_NEW;
-    c->user = td_xstrdup("");
+    c->user = (char *)td_client_anonymous; /* shared: anonymous clients allocate no name */
     c->created_ms = now_ms;
     td_rand_uuid(c->id);
     hub->nclients++;
@@ -47,7 +49,8 @@ void td_client_free(struct td_client *c, int64_t now_ms)
         td_map_del(&hub->clients, c->id, strlen(c->id));
     hub->nclients--;
     free(c->subs);
-    free(c->user);
+    if (c->user != td_client_anonymous)
+        free(c->user);
     free(c);
 }
 

@@ -60,7 +60,6 @@ static void channel_free(struct td_channel *ch)
 {
     td_stream_free(&ch->stream);
     free(ch->subs);
-    free(ch->name);
     free(ch);
 }
 
@@ -90,8 +89,9 @@ struct td_channel *td_hub_channel_get(struct td_hub *hub, struct td_str name, in
     const struct td_ns_opts *ns = td_config_ns_for(hub->cfg, name.p, name.n);
     if (ns == NULL)
         return NULL;
-    ch = td_xcalloc(1, sizeof(*ch));
-    ch->name = td_xstrndup(name.p, name.n);
+    ch = td_xcalloc(1, sizeof(*ch) + name.n + 1); /* the name lives after the struct */
+    ch->name = (char *)(ch + 1);
+    memcpy(ch->name, name.p, name.n);
     ch->name_len = name.n;
     ch->ns = ns;
     ch->has_history = ns->history_size > 0 && ns->history_ttl_ms > 0;
@@ -216,7 +216,7 @@ struct td_sub *td_hub_sub_add(struct td_client *c, struct td_channel *ch, bool p
     s->ch = ch;
     s->push_join_leave = push_join_leave;
     if (ch->nsubs == ch->capsubs) {
-        ch->capsubs = ch->capsubs ? ch->capsubs * 2 : 4;
+        ch->capsubs = ch->capsubs ? ch->capsubs * 2 : 1;
         ch->subs = td_xrealloc(ch->subs, ch->capsubs * sizeof(*ch->subs));
     }
     s->idx = ch->nsubs;
@@ -227,7 +227,7 @@ struct td_sub *td_hub_sub_add(struct td_client *c, struct td_channel *ch, bool p
         ch->n_pb_subs++;
     ch->idle_since_ms = 0;
     if (c->nsubs == c->capsubs) {
-        c->capsubs = c->capsubs ? c->capsubs * 2 : 4;
+        c->capsubs = c->capsubs ? c->capsubs * 2 : 1;
         c->subs = td_xrealloc(c->subs, c->capsubs * sizeof(*c->subs));
     }
     c->subs[c->nsubs++] = s;

@@ -108,7 +108,7 @@ struct td_client {
     void *transport;
     enum td_client_state state;
     char id[37];
-    char *user; /* "" for anonymous */
+    char *user; /* td_client_anonymous ("") or an owned copy */
     struct td_sub **subs;
     uint32_t nsubs;
     uint32_t capsubs;
@@ -180,6 +180,9 @@ uint32_t td_channel_num_users(const struct td_channel *ch);
 /* td_hub_unsubscribe removes client's subscription to ch with an unsubscribe push. */
 void td_hub_unsubscribe(struct td_hub *hub, struct td_client *c, struct td_str channel,
                         uint32_t code, const char *reason, int64_t now_ms);
+
+/* The user id of anonymous clients; never freed. */
+extern const char td_client_anonymous[1];
 
 /* Internal to the engine (td_hub.c <-> td_client.c). */
 int td_client_send_buf(struct td_client *c, const struct td_buf *b);

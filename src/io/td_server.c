@@ -1,5 +1,6 @@
 #include "io/td_server.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -7,6 +8,7 @@
 #include "core/td_alloc.h"
 #include "core/td_err.h"
 #include "core/td_log.h"
+#include "core/td_wheel.h"
 #include "http/td_api.h"
 #include "http/td_http1.h"
 #include "core/td_base64.h"
@@ -27,7 +29,7 @@ struct outq_entry {
 
 struct td_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer;
+    struct td_wheel_node deadline; /* the one pending deadline; meaning depends on state */
     struct td_server *srv;
     struct td_conn *prev, *next;
     struct td_conn *flush_next;
@@ -88,7 +90,7 @@ static void conn_enqueue(struct td_conn *c, const uint8_t *hdr, size_t hlen, str
             memmove(c->q, c->q + c->qhead, c->qlen * sizeof(*c->q));
             c->qhead = 0;
         } else {
-            c->qcap = c->qcap ? c->qcap * 2 : 8;
+            c->qcap = c->qcap ? c->qcap * 2 : 2;
             c->q = td_xrealloc(c->q, c->qcap * sizeof(*c->q));
         }
     }
@@ -341,14 +343,19 @@ static void conn_destroy(struct td_conn *c)
             break;
         }
     }
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    td_wheel_del(srv->wheel, &c->deadline);
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 }
 
-static void on_close_timeout(uv_timer_t *t)
+static void on_wheel_timer(uv_timer_t *t);
+
+/* Sets the connection's deadline to `at` (loop ms; on_conn_deadline says what it means). */
+static void conn_deadline_at(struct td_conn *c, int64_t at)
 {
-    conn_destroy(t->data);
+    struct td_server *srv = c->srv;
+    td_wheel_set(srv->wheel, &c->deadline, at);
+    if (!uv_is_active((uv_handle_t *)&srv->wheel_timer))
+        uv_timer_start(&srv->wheel_timer, on_wheel_timer, TD_SERVER_WHEEL_MS, TD_SERVER_WHEEL_MS);
 }
 
 /* An HTTP connection must complete a request within http_server.idle_timeout of the
@@ -357,7 +364,7 @@ static void on_close_timeout(uv_timer_t *t)
 static void conn_arm_http_timer(struct td_conn *c)
 {
     if (c->state == CONN_HTTP && !c->destroyed)
-        uv_timer_start(&c->timer, on_close_timeout, (uint64_t)c->srv->cfg->http_idle_timeout_ms, 0);
+        conn_deadline_at(c, conn_now(c) + c->srv->cfg->http_idle_timeout_ms);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -386,7 +393,7 @@ static void conn_begin_close(struct td_conn *c)
     if (c->state == CONN_CLOSING || c->destroyed)
         return;
     c->state = CONN_CLOSING;
-    uv_timer_start(&c->timer, on_close_timeout, CONN_CLOSE_TIMEOUT_MS, 0);
+    conn_deadline_at(c, conn_now(c) + CONN_CLOSE_TIMEOUT_MS);
     conn_want_flush(c);
 }
 
@@ -430,8 +437,6 @@ static void ws_close(void *t, uint32_t code, const char *reason)
 
 static const struct td_transport_ops conn_ws_ops = {ws_send, ws_close};
 
-static void on_client_timer(uv_timer_t *t);
-
 static void conn_schedule_client(struct td_conn *c)
 {
     if (c->client == NULL || c->state != CONN_WS)
@@ -441,21 +446,36 @@ static void conn_schedule_client(struct td_conn *c)
     if (c->state != CONN_WS)
         return;
     if (next > 0)
-        uv_timer_start(&c->timer, on_client_timer, (uint64_t)(next > now ? next - now : 0), 0);
+        conn_deadline_at(c, next);
     else
-        uv_timer_stop(&c->timer);
+        td_wheel_del(c->srv->wheel, &c->deadline);
 }
 
 /*
- * Timers run before the poll phase of a loop iteration, so a pong that already sits in the
- * socket has not been read yet. The tick is therefore deferred to the check phase, after
- * this iteration's reads, so a timely pong is never mistaken for a missing one.
+ * A connection's deadline: for an HTTP connection the idle timeout, for a closing one the
+ * end of the wait for the peer's EOF, for a WebSocket session the client's next ping or
+ * pong/stale check. Timers run before the poll phase of a loop iteration, so a pong that
+ * already sits in the socket has not been read yet: the client tick is deferred to the check
+ * phase, after this iteration's reads, so a timely pong is never mistaken for a missing one.
  */
-static void on_client_timer(uv_timer_t *t)
+static void on_conn_deadline(struct td_wheel_node *n, void *ud)
 {
-    struct td_conn *c = t->data;
-    c->tick_due = true;
-    conn_want_flush(c);
+    (void)ud;
+    struct td_conn *c = (struct td_conn *)((char *)n - offsetof(struct td_conn, deadline));
+    if (c->state == CONN_WS) {
+        c->tick_due = true;
+        conn_want_flush(c);
+    } else {
+        conn_destroy(c);
+    }
+}
+
+static void on_wheel_timer(uv_timer_t *t)
+{
+    struct td_server *srv = t->data;
+    td_wheel_expire(srv->wheel, (int64_t)uv_now(srv->loop), on_conn_deadline, NULL);
+    if (srv->wheel->count == 0)
+        uv_timer_stop(t);
 }
 
 /* ---- HTTP -------------------------------------------------------------------------- */
@@ -748,10 +768,9 @@ static void on_connection(uv_stream_t *server, int status)
     struct td_conn *c = td_xcalloc(1, sizeof(*c));
     c->srv = srv;
     uv_tcp_init(srv->loop, &c->tcp);
-    uv_timer_init(srv->loop, &c->timer);
+    td_wheel_node_init(&c->deadline);
     c->tcp.data = c;
-    c->timer.data = c;
-    c->open_handles = 2;
+    c->open_handles = 1;
     td_buf_init(&c->in);
     c->next = srv->conns;
     if (srv->conns)
@@ -804,6 +823,11 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
     srv->bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
 
+    srv->wheel = td_xmalloc(sizeof(*srv->wheel));
+    td_wheel_init(srv->wheel, TD_SERVER_WHEEL_MS, (int64_t)uv_now(loop));
+    uv_timer_init(loop, &srv->wheel_timer);
+    srv->wheel_timer.data = srv;
+    uv_unref((uv_handle_t *)&srv->wheel_timer);
     uv_idle_init(loop, &srv->flush_idle);
     srv->flush_idle.data = srv;
     uv_check_init(loop, &srv->flush_check);
@@ -838,7 +862,9 @@ void td_server_shutdown(struct td_server *srv)
 void td_server_free(struct td_server *srv)
 {
     uv_close((uv_handle_t *)&srv->flush_idle, NULL);
+    uv_close((uv_handle_t *)&srv->wheel_timer, NULL);
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
     td_hub_free(&srv->hub);
+    free(srv->wheel);
 }

@@ -24,6 +24,10 @@
 #include "engine/td_hub.h"
 
 struct td_conn;
+struct td_wheel;
+
+/* Resolution of connection deadlines (pings, pong and idle timeouts), ms. */
+#define TD_SERVER_WHEEL_MS 10
 
 struct td_server {
     uv_loop_t *loop;
@@ -33,6 +37,8 @@ struct td_server {
     uv_check_t flush_check;
     uv_idle_t flush_idle;
     uv_timer_t hub_timer;
+    uv_timer_t wheel_timer;     /* drives `wheel` while any connection has a deadline */
+    struct td_wheel *wheel;     /* one node per connection instead of a uv_timer each */
     struct td_conn *conns;      /* all open connections (doubly linked) */
     struct td_conn *flush_head; /* connections with output to write this iteration */
     uint32_t nconns;
