@@ -221,6 +221,7 @@ struct td_sub *td_hub_sub_add(struct td_client *c, struct td_channel *ch, bool p
     }
     s->idx = ch->nsubs;
     ch->subs[ch->nsubs++] = s;
+    c->hub->stats.subscriptions++;
     if (codec_is_json(c->codec))
         ch->n_json_subs++;
     else
@@ -243,6 +244,7 @@ static void sub_remove(struct td_sub *s, int64_t now_ms)
     ch->subs[s->idx] = ch->subs[last];
     ch->subs[s->idx]->idx = s->idx;
     ch->nsubs--;
+    c->hub->stats.subscriptions--;
     if (codec_is_json(c->codec))
         ch->n_json_subs--;
     else

@@ -121,6 +121,7 @@ struct td_hub_stats {
     uint64_t publications;
     uint64_t deliveries;
     uint64_t slow_disconnects;
+    uint64_t subscriptions; /* current, not a total */
 };
 
 struct td_hub {

@@ -11,6 +11,7 @@
 #include "core/td_wheel.h"
 #include "http/td_api.h"
 #include "http/td_http1.h"
+#include "http/td_metrics.h"
 #include "core/td_base64.h"
 #include "http/td_ws.h"
 
@@ -625,12 +626,41 @@ static void conn_handle_api(struct td_conn *c, const struct td_http_request *req
     td_buf_free(&out);
 }
 
+static void conn_respond_metrics(struct td_conn *c, const struct td_http_request *req)
+{
+    struct td_server *srv = c->srv;
+    struct td_metrics m = {0};
+    m.tcp_connections = srv->nconns;
+    m.clients = srv->nws;
+    m.subscriptions = srv->hub.stats.subscriptions;
+    m.channels = srv->hub.channels.count;
+    for (size_t i = 0; i < srv->hub.channels.cap; i++) {
+        const struct td_channel *ch = srv->hub.channels.slots[i].value;
+        if (srv->hub.channels.slots[i].key != NULL)
+            m.history_publications += ch->stream.count;
+    }
+    m.publications_total = srv->hub.stats.publications;
+    m.deliveries_total = srv->hub.stats.deliveries;
+    m.slow_disconnects_total = srv->hub.stats.slow_disconnects;
+    m.bytes_in_total = srv->bytes_in;
+    m.bytes_out_total = srv->bytes_out;
+    m.uptime_seconds = (conn_now(c) - srv->started_ms) / 1000;
+    struct td_buf b;
+    td_buf_init(&b);
+    td_metrics_write(&b, &m);
+    conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len,
+                 req->keep_alive);
+    td_buf_free(&b);
+}
+
 /* Handles one complete request. */
 static void conn_handle_request(struct td_conn *c, const struct td_http_request *req,
                                 const uint8_t *body)
 {
     if (str_eq(req->path, "/connection/websocket")) {
         conn_upgrade_ws(c, req);
+    } else if (str_eq(req->path, "/metrics")) {
+        conn_respond_metrics(c, req);
     } else if (str_eq(req->path, "/health")) {
         conn_respond(c, 200, "application/json", NULL, "{}", 2, req->keep_alive);
     } else if (req->path.n > 5 && memcmp(req->path.p, "/api/", 5) == 0) {

@@ -90,6 +90,10 @@ describe('tandem limits', { timeout: 60000 }, () => {
     assert.equal(reason, 'slow');
     await until(() => received === sent, 10000, 'the reading client got every publication');
     assert.equal(good.state, 'connected');
+    const metrics = await (await fetch(`${srv.httpUrl}/metrics`)).text();
+    assert.match(metrics, /^tandem_slow_disconnects_total 1$/m);
+    assert.match(metrics, new RegExp(`^tandem_publications_total ${sent}$`, 'm'));
+    assert.match(metrics, /^# TYPE tandem_clients gauge$/m);
   });
 
   it('answers 431 to an oversized request head and 413 to an oversized API body', async () => {
