@@ -15,8 +15,12 @@
 
 #include "config/td_config.h"
 #include "core/td_err.h"
+#include "core/td_json.h"
 #include "core/td_log.h"
+#include "auth/td_jwt.h"
+#include "core/td_buf.h"
 #include "core/td_rand.h"
+#include <time.h>
 #include "io/td_server.h"
 
 static void usage(FILE *f)
@@ -24,6 +28,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: tandem [--config FILE] [--address ADDR] [--port PORT] [--data-dir DIR]\n"
                "              [--log-level debug|info|warn|error]\n"
                "       tandem genconfig [FILE]\n"
+               "       tandem gentoken [--config FILE] --user USER [--ttl SECONDS]\n"
                "       tandem checkconfig FILE\n"
                "       tandem version\n");
 }
@@ -71,6 +76,61 @@ static int cmd_genconfig(int argc, char **argv)
     fclose(f);
     fprintf(stderr, "wrote %s\n", argv[2]);
     return 0;
+}
+
+static int arg_value(int argc, char **argv, int *i, const char *name, const char **out);
+
+/* gentoken: an HS256 connection token signed with client.token.hmac_secret_key. */
+static int cmd_gentoken(int argc, char **argv)
+{
+    const char *config = NULL, *user = NULL, *ttl_s = "3600";
+    for (int i = 2; i < argc; i++) {
+        if (arg_value(argc, argv, &i, "--config", &config) ||
+            arg_value(argc, argv, &i, "--user", &user) ||
+            arg_value(argc, argv, &i, "--ttl", &ttl_s))
+            continue;
+        fprintf(stderr, "tandem gentoken: unknown argument '%s'\n", argv[i]);
+        return 2;
+    }
+    char *end;
+    long long ttl = strtoll(ttl_s, &end, 10);
+    if (user == NULL || *end != '\0' || ttl < 0) {
+        fprintf(stderr, "tandem gentoken: need --user USER and a --ttl of 0 (no expiry) or more "
+                        "seconds\n");
+        return 2;
+    }
+    struct td_config cfg;
+    td_config_init(&cfg);
+    char err[512];
+    if ((config != NULL && td_config_load_file(&cfg, config, err, sizeof(err), NULL, NULL) != 0) ||
+        td_config_load_env(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "tandem gentoken: %s\n", err);
+        td_config_free(&cfg);
+        return 1;
+    }
+    if (cfg.token_hmac_secret_key[0] == '\0') {
+        fprintf(stderr, "tandem gentoken: no client.token.hmac_secret_key configured\n");
+        td_config_free(&cfg);
+        return 1;
+    }
+    struct td_buf payload, token;
+    td_buf_init(&payload);
+    td_buf_init(&token);
+    td_buf_append_str(&payload, "{\"sub\":");
+    td_json_write_string(&payload, user, strlen(user));
+    if (ttl > 0)
+        td_buf_appendf(&payload, ",\"exp\":%lld", (long long)time(NULL) + ttl);
+    td_buf_append_str(&payload, "}");
+    td_buf_append_byte(&payload, 0);
+    int rv = td_jwt_sign_hs256(cfg.token_hmac_secret_key, (const char *)payload.data, &token);
+    if (rv == 0)
+        printf("%.*s\n", (int)token.len, (const char *)token.data);
+    else
+        fprintf(stderr, "tandem gentoken: cannot sign: %s\n", td_strerror(rv));
+    td_buf_free(&payload);
+    td_buf_free(&token);
+    td_config_free(&cfg);
+    return rv == 0 ? 0 : 1;
 }
 
 static struct td_server server;
@@ -125,6 +185,8 @@ int main(int argc, char **argv)
         return cmd_checkconfig(argc, argv);
     if (argc > 1 && strcmp(argv[1], "genconfig") == 0)
         return cmd_genconfig(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "gentoken") == 0)
+        return cmd_gentoken(argc, argv);
 
     const char *config = NULL, *address = NULL, *port = NULL, *data_dir = NULL, *level = NULL;
     for (int i = 1; i < argc; i++) {

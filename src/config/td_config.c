@@ -39,6 +39,10 @@ void td_config_init(struct td_config *cfg)
     cfg->queue_max_size = 1024 * 1024;
     cfg->message_size_limit = 65536;
     cfg->api_key = td_xstrdup("");
+    cfg->token_hmac_secret_key = td_xstrdup("");
+    cfg->token_rsa_public_key = td_xstrdup("");
+    cfg->token_ecdsa_public_key = td_xstrdup("");
+    cfg->expired_close_delay_ms = 25000;
     cfg->api_max_body = 1024 * 1024;
     cfg->http_idle_timeout_ms = 30000;
     cfg->channel_max_length = 255;
@@ -57,6 +61,9 @@ void td_config_free(struct td_config *cfg)
     free(cfg->data_dir);
     free(cfg->log_level);
     free(cfg->api_key);
+    free(cfg->token_hmac_secret_key);
+    free(cfg->token_rsa_public_key);
+    free(cfg->token_ecdsa_public_key);
     for (size_t i = 0; i < cfg->n_allowed_origins; i++)
         free(cfg->allowed_origins[i]);
     free(cfg->allowed_origins);
@@ -155,6 +162,10 @@ static const struct opt cfg_opts[] = {
     {"client.recovery_max_publication_limit", OPT_U32, CFG(recovery_max_publication_limit)},
     {"client.queue_max_size", OPT_U64, CFG(queue_max_size)},
     {"client.connection_limit", OPT_U32, CFG(max_connections)},
+    {"client.token.hmac_secret_key", OPT_STRING, CFG(token_hmac_secret_key)},
+    {"client.token.rsa_public_key", OPT_STRING, CFG(token_rsa_public_key)},
+    {"client.token.ecdsa_public_key", OPT_STRING, CFG(token_ecdsa_public_key)},
+    {"client.expired_close_delay", OPT_DURATION, CFG(expired_close_delay_ms)},
     {"websocket.message_size_limit", OPT_U32, CFG(message_size_limit)},
     {"http_api.key", OPT_STRING, CFG(api_key)},
     {"http_api.insecure", OPT_BOOL, CFG(api_insecure)},

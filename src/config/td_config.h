@@ -59,6 +59,11 @@ struct td_config {
 
     uint32_t message_size_limit; /* websocket.message_size_limit */
 
+    char *token_hmac_secret_key; /* client.token.hmac_secret_key */
+    char *token_rsa_public_key;  /* client.token.rsa_public_key (PEM) */
+    char *token_ecdsa_public_key; /* client.token.ecdsa_public_key (PEM) */
+    int64_t expired_close_delay_ms; /* client.expired_close_delay */
+
     char *api_key;
     bool api_insecure;
     uint64_t api_max_body;

@@ -13,6 +13,7 @@
 #include "core/td_err.h"
 #include "core/td_log.h"
 #include "core/td_rand.h"
+#include "auth/td_jwt.h"
 
 struct client_ctx {
     struct td_client *c;
@@ -51,6 +52,7 @@ void td_client_free(struct td_client *c, int64_t now_ms)
     free(c->subs);
     if (c->user != td_client_anonymous)
         free(c->user);
+    free(c->conn_info);
     free(c);
 }
 
@@ -137,6 +139,36 @@ static const struct td_ns_opts *client_channel_check(struct client_ctx *x, const
     return ns;
 }
 
+/* ---- tokens ------------------------------------------------------------------------ */
+
+/* Expiry of a verified token: expire_at overrides exp; 0 means it never expires. */
+static int64_t token_expiry(const struct td_jwt_claims *cl)
+{
+    return cl->has_expire_at ? cl->expire_at : cl->exp;
+}
+
+static bool str_is(struct td_str a, const char *b)
+{
+    return a.n == strlen(b) && memcmp(a.p, b, a.n) == 0;
+}
+
+/*
+ * Verifies a token against the configured keys. Returns the status; on TD_JWT_OK the caller
+ * owns *cl. Without keys every token is invalid.
+ */
+static enum td_jwt_status client_verify(const struct td_client *c, struct td_str token,
+                                        struct td_jwt_claims *cl)
+{
+    const char *reason = "no token keys configured";
+    enum td_jwt_status st = TD_JWT_INVALID;
+    if (c->hub->keys != NULL)
+        st = td_jwt_verify(c->hub->keys, token.p, token.n, c->hub->wall_s(), cl, &reason);
+    if (st != TD_JWT_OK)
+        td_log_debug("token refused", "client=%s reason=\"%s\"", c->id,
+                     st == TD_JWT_EXPIRED ? "expired" : reason);
+    return st;
+}
+
 /* ---- commands ---------------------------------------------------------------------- */
 
 static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
@@ -147,13 +179,35 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
         td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
         return;
     }
-    if (cmd->token.n > 0 && !cfg->client_insecure) {
-        /* No token verifier is configured in this build: a token cannot be trusted. */
-        td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
-        return;
-    }
-    if (cmd->token.n == 0 && !cfg->client_insecure &&
-        !cfg->client_allow_anonymous_connect_without_token) {
+    struct td_connect_result r = {0};
+    bool use_token = cmd->token.n > 0 && (c->hub->keys != NULL || !cfg->client_insecure);
+    if (use_token) {
+        struct td_jwt_claims cl;
+        enum td_jwt_status st = client_verify(c, cmd->token, &cl);
+        if (st == TD_JWT_EXPIRED) {
+            reply_error(x, cmd->id, TD_ERR_TOKEN_EXPIRED); /* the SDK fetches a new token */
+            return;
+        }
+        if (st != TD_JWT_OK || cl.channel != NULL) { /* a subscription token is no login */
+            if (st == TD_JWT_OK)
+                td_jwt_claims_free(&cl);
+            td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
+            return;
+        }
+        if (cl.sub[0] != '\0') {
+            c->user = cl.sub;
+            cl.sub = NULL;
+        }
+        c->conn_info = cl.info;
+        cl.info = NULL;
+        c->expires_at_s = token_expiry(&cl);
+        if (c->expires_at_s > 0) {
+            int64_t ttl = c->expires_at_s - c->hub->wall_s();
+            r.expires = true;
+            r.ttl = ttl > 0 ? (uint32_t)ttl : 1;
+        }
+        td_jwt_claims_free(&cl);
+    } else if (!cfg->client_insecure && !cfg->client_allow_anonymous_connect_without_token) {
         td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
         return;
     }
@@ -167,7 +221,6 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
         int64_t half = cfg->ping_interval_ms / 2;
         c->next_ping_ms = x->now_ms + half + (int64_t)(td_rand_u64() % (uint64_t)(half + 1));
     }
-    struct td_connect_result r = {0};
     r.client.p = c->id;
     r.client.n = strlen(c->id);
     r.version.p = TD_VERSION;
@@ -206,14 +259,43 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
         reply_error(x, cmd->id, TD_ERR_LIMIT_EXCEEDED);
         return;
     }
+    /* A valid subscription token grants the subscription; private ($) channels need one. */
     bool private_channel = cmd->channel.p[0] == '$';
-    if (!client_allowed(c, ns, PERM_SUBSCRIBE, false) ||
-        (private_channel && !cfg->client_insecure) || (cmd->token.n > 0 && !cfg->client_insecure)) {
+    char *chan_info = NULL;
+    struct td_subscribe_result r = {0};
+    if (cmd->token.n > 0 && (hub->keys != NULL || !cfg->client_insecure)) {
+        struct td_jwt_claims cl;
+        enum td_jwt_status st = client_verify(c, cmd->token, &cl);
+        if (st != TD_JWT_OK) {
+            reply_error(x, cmd->id,
+                        st == TD_JWT_EXPIRED ? TD_ERR_TOKEN_EXPIRED : TD_ERR_PERMISSION_DENIED);
+            return;
+        }
+        bool matches = cl.channel != NULL && str_is(cmd->channel, cl.channel) &&
+                       strcmp(cl.sub, c->user) == 0 &&
+                       (cl.client == NULL || strcmp(cl.client, c->id) == 0);
+        if (!matches) {
+            td_jwt_claims_free(&cl);
+            td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
+            return;
+        }
+        int64_t exp = token_expiry(&cl);
+        if (exp > 0) {
+            int64_t ttl = exp - hub->wall_s();
+            r.expires = true;
+            r.ttl = ttl > 0 ? (uint32_t)ttl : 1;
+        }
+        chan_info = cl.info;
+        cl.info = NULL;
+        td_jwt_claims_free(&cl);
+    } else if (!cfg->client_insecure &&
+               (private_channel || !client_allowed(c, ns, PERM_SUBSCRIBE, false))) {
         reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
         return;
     }
     struct td_channel *ch = td_hub_channel_get(hub, cmd->channel, x->now_ms);
     if (ch == NULL) {
+        free(chan_info);
         reply_error(x, cmd->id, TD_ERR_UNKNOWN_CHANNEL);
         return;
     }
@@ -225,7 +307,6 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
         ch->has_history && (recoverable || ns->force_positioning ||
                             (cmd->positioned && (ns->allow_positioning || history_perm)));
 
-    struct td_subscribe_result r = {0};
     struct td_recovery rec = {0};
     struct td_publication *wire = NULL;
     r.recoverable = recoverable;
@@ -250,6 +331,7 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
                 r.npubs = rec.npubs;
             }
         } else if (cmd->flag & 2) {
+            free(chan_info);
             reply_error(x, cmd->id, TD_ERR_UNRECOVERABLE_POSITION);
             return;
         }
@@ -257,7 +339,7 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
     bool push_jl =
         ns->join_leave && (ns->force_push_join_leave ||
                            (cmd->join_leave && client_allowed(c, ns, PERM_PRESENCE, true)));
-    td_hub_sub_add(c, ch, push_jl);
+    struct td_sub *sub = td_hub_sub_add(c, ch, push_jl, chan_info);
     reply_begin(x);
     c->codec->reply_subscribe(x->out, cmd->id, &r);
     free(wire);
@@ -266,7 +348,7 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
         /* The join push must follow the subscribe reply: flush the batch first. */
         td_client_send_buf(c, x->out);
         td_buf_reset(x->out);
-        td_hub_push_join_leave(hub, ch, c, true);
+        td_hub_push_join_leave(hub, ch, c, sub, true);
     }
 }
 
@@ -300,11 +382,8 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
         reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
         return;
     }
-    struct td_client_info info = {0};
-    info.user.p = c->user;
-    info.user.n = strlen(c->user);
-    info.client.p = c->id;
-    info.client.n = strlen(c->id);
+    struct td_client_info info;
+    td_client_info_fill(c, td_client_find_sub(c, cmd->channel), &info);
     if (td_hub_publish(c->hub, cmd->channel, cmd->data, &info, x->now_ms, NULL) != 0) {
         reply_error(x, cmd->id, TD_ERR_UNKNOWN_CHANNEL);
         return;
@@ -335,13 +414,8 @@ static void cmd_presence(struct client_ctx *x, const struct td_cmd *cmd, bool st
         return;
     }
     struct td_client_info *infos = td_xcalloc(n ? n : 1, sizeof(*infos));
-    for (uint32_t i = 0; i < n; i++) {
-        const struct td_client *o = ch->subs[i]->client;
-        infos[i].user.p = o->user;
-        infos[i].user.n = strlen(o->user);
-        infos[i].client.p = o->id;
-        infos[i].client.n = strlen(o->id);
-    }
+    for (uint32_t i = 0; i < n; i++)
+        td_client_info_fill(ch->subs[i]->client, ch->subs[i], &infos[i]);
     c->codec->reply_presence(x->out, cmd->id, infos, n);
     free(infos);
 }
@@ -394,6 +468,81 @@ static void cmd_history(struct client_ctx *x, const struct td_cmd *cmd)
     free(pubs);
 }
 
+/* refresh: a new connection token extends the connection's life. */
+static void cmd_refresh(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    struct td_client *c = x->c;
+    if (cmd->token.n == 0) {
+        td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+        return;
+    }
+    if (c->hub->keys == NULL) {
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        return;
+    }
+    struct td_jwt_claims cl;
+    enum td_jwt_status st = client_verify(c, cmd->token, &cl);
+    if (st == TD_JWT_EXPIRED) {
+        td_client_disconnect(c, TD_DISC_EXPIRED, "connection expired");
+        return;
+    }
+    if (st != TD_JWT_OK || cl.channel != NULL || strcmp(cl.sub, c->user) != 0) {
+        if (st == TD_JWT_OK)
+            td_jwt_claims_free(&cl);
+        td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
+        return;
+    }
+    c->expires_at_s = token_expiry(&cl);
+    td_jwt_claims_free(&cl);
+    struct td_refresh_result r = {0};
+    r.version.p = TD_VERSION;
+    r.version.n = strlen(TD_VERSION);
+    if (c->expires_at_s > 0) {
+        int64_t ttl = c->expires_at_s - c->hub->wall_s();
+        r.expires = true;
+        r.ttl = ttl > 0 ? (uint32_t)ttl : 1;
+    }
+    reply_begin(x);
+    c->codec->reply_refresh(x->out, cmd->id, &r);
+}
+
+/*
+ * sub_refresh: a new subscription token for a channel the client is in. tandem does not
+ * yet end subscriptions whose token expired, so the reply carries no new expiry.
+ */
+static void cmd_sub_refresh(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    struct td_client *c = x->c;
+    if (cmd->channel.n == 0 || cmd->token.n == 0) {
+        td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
+        return;
+    }
+    if (c->hub->keys == NULL || cmd->type != 0) {
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        return;
+    }
+    if (td_client_find_sub(c, cmd->channel) == NULL) {
+        reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
+        return;
+    }
+    struct td_jwt_claims cl;
+    enum td_jwt_status st = client_verify(c, cmd->token, &cl);
+    if (st != TD_JWT_OK) {
+        reply_error(x, cmd->id,
+                    st == TD_JWT_EXPIRED ? TD_ERR_TOKEN_EXPIRED : TD_ERR_PERMISSION_DENIED);
+        return;
+    }
+    bool matches = cl.channel != NULL && str_is(cmd->channel, cl.channel) &&
+                   strcmp(cl.sub, c->user) == 0 &&
+                   (cl.client == NULL || strcmp(cl.client, c->id) == 0);
+    td_jwt_claims_free(&cl);
+    if (!matches) {
+        td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
+        return;
+    }
+    reply_empty(x, cmd);
+}
+
 /* Dispatches one command; returns false when the client was closed. */
 static bool client_dispatch(struct client_ctx *x, const struct td_cmd *cmd)
 {
@@ -440,15 +589,13 @@ static bool client_dispatch(struct client_ctx *x, const struct td_cmd *cmd)
         td_client_disconnect(c, TD_DISC_NOT_AVAILABLE, "not available");
         break;
     case TD_CMD_SUB_REFRESH:
-        if (cmd->channel.n == 0) {
-            td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
-            break;
-        }
-        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        cmd_sub_refresh(x, cmd);
+        break;
+    case TD_CMD_REFRESH:
+        cmd_refresh(x, cmd);
         break;
     case TD_CMD_PING:
     case TD_CMD_RPC:
-    case TD_CMD_REFRESH:
         reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
         break;
     }
@@ -501,6 +648,16 @@ int64_t td_client_tick(struct td_client *c, int64_t now_ms)
         td_client_disconnect(c, TD_DISC_NO_PONG, "no pong");
         return 0;
     }
+    /* A connection whose token expired gets client.expired_close_delay to send refresh. */
+    int64_t expire_ms = 0;
+    if (c->expires_at_s > 0) {
+        int64_t left_ms = (c->expires_at_s - c->hub->wall_s()) * 1000 + cfg->expired_close_delay_ms;
+        if (left_ms <= 0) {
+            td_client_disconnect(c, TD_DISC_EXPIRED, "connection expired");
+            return 0;
+        }
+        expire_ms = now_ms + left_ms;
+    }
     if (c->next_ping_ms != 0 && now_ms >= c->next_ping_ms) {
         struct td_buf b;
         td_buf_init(&b);
@@ -516,5 +673,7 @@ int64_t td_client_tick(struct td_client *c, int64_t now_ms)
     int64_t next = c->next_ping_ms;
     if (c->pong_due_ms != 0 && (next == 0 || c->pong_due_ms < next))
         next = c->pong_due_ms;
+    if (expire_ms != 0 && (next == 0 || expire_ms < next))
+        next = expire_ms;
     return next;
 }

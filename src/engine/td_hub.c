@@ -8,6 +8,14 @@
 #include "core/td_json.h"
 #include "core/td_log.h"
 #include "core/td_rand.h"
+#include "auth/td_jwt.h"
+
+#include <time.h>
+
+static int64_t hub_wall_s(void)
+{
+    return (int64_t)time(NULL);
+}
 
 /* How long an idle channel's epoch and offset survive without history (ms). */
 #define HUB_IDLE_FORGET_MS 60000
@@ -54,6 +62,7 @@ void td_hub_init(struct td_hub *hub, const struct td_config *cfg)
     td_map_init(&hub->clients);
     td_buf_init(&hub->scratch);
     td_rand_uuid(hub->node_id);
+    hub->wall_s = hub_wall_s;
 }
 
 static void channel_free(struct td_channel *ch)
@@ -72,6 +81,7 @@ void td_hub_free(struct td_hub *hub)
     td_map_free(&hub->channels);
     td_map_free(&hub->clients);
     td_buf_free(&hub->scratch);
+    td_jwt_keys_del(hub->keys);
 }
 
 /* ---- channels ---------------------------------------------------------------------- */
@@ -156,13 +166,22 @@ int td_client_send_buf(struct td_client *c, const struct td_buf *b)
     return rv;
 }
 
-static void client_info_of(const struct td_client *c, struct td_client_info *info)
+void td_client_info_fill(const struct td_client *c, const struct td_sub *s,
+                         struct td_client_info *info)
 {
     memset(info, 0, sizeof(*info));
     info->user.p = c->user;
     info->user.n = strlen(c->user);
     info->client.p = c->id;
     info->client.n = strlen(c->id);
+    if (c->conn_info != NULL) {
+        info->conn_info.p = c->conn_info;
+        info->conn_info.n = strlen(c->conn_info);
+    }
+    if (s != NULL && s->chan_info != NULL) {
+        info->chan_info.p = s->chan_info;
+        info->chan_info.n = strlen(s->chan_info);
+    }
 }
 
 static bool codec_is_json(const struct td_codec *codec)
@@ -172,10 +191,11 @@ static bool codec_is_json(const struct td_codec *codec)
 
 /* Sends a join or leave push about `about` to every subscriber of ch that wants them. */
 void td_hub_push_join_leave(struct td_hub *hub, struct td_channel *ch,
-                            const struct td_client *about, bool join)
+                            const struct td_client *about, const struct td_sub *about_sub,
+                            bool join)
 {
     struct td_client_info info;
-    client_info_of(about, &info);
+    td_client_info_fill(about, about_sub, &info);
     struct td_str chname = {ch->name, ch->name_len};
     struct td_rbuf *units[2] = {NULL, NULL};
     for (uint32_t i = 0; i < ch->nsubs; i++) {
@@ -209,9 +229,11 @@ struct td_sub *td_client_find_sub(const struct td_client *c, struct td_str chann
     return NULL;
 }
 
-struct td_sub *td_hub_sub_add(struct td_client *c, struct td_channel *ch, bool push_join_leave)
+struct td_sub *td_hub_sub_add(struct td_client *c, struct td_channel *ch, bool push_join_leave,
+                              char *chan_info)
 {
     struct td_sub *s = td_xcalloc(1, sizeof(*s));
+    s->chan_info = chan_info;
     s->client = c;
     s->ch = ch;
     s->push_join_leave = push_join_leave;
@@ -257,6 +279,7 @@ static void sub_remove(struct td_sub *s, int64_t now_ms)
             break;
         }
     }
+    free(s->chan_info);
     free(s);
 }
 
@@ -264,10 +287,18 @@ void td_hub_sub_leave(struct td_hub *hub, struct td_sub *s, int64_t now_ms)
 {
     struct td_channel *ch = s->ch;
     struct td_client *c = s->client;
-    bool emit = ch->ns->join_leave;
+    if (!ch->ns->join_leave) {
+        sub_remove(s, now_ms);
+        return;
+    }
+    /* The leave push describes the subscription, so build it before freeing it; the
+     * leaving client is no longer in the channel when the push goes out. */
+    char *chan_info = s->chan_info;
+    s->chan_info = NULL;
     sub_remove(s, now_ms);
-    if (emit)
-        td_hub_push_join_leave(hub, ch, c, false);
+    struct td_sub about = {.client = c, .ch = ch, .chan_info = chan_info};
+    td_hub_push_join_leave(hub, ch, c, &about, false);
+    free(chan_info);
 }
 
 void td_hub_unsubscribe(struct td_hub *hub, struct td_client *c, struct td_str channel,

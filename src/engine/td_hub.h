@@ -30,6 +30,7 @@
 
 struct td_client;
 struct td_hub;
+struct td_jwt_keys;
 
 struct td_transport_ops {
     /*
@@ -45,6 +46,7 @@ struct td_transport_ops {
 /* Disconnect codes (section 4.3) and error codes (section 4.1) used by the hub. */
 enum {
     TD_DISC_SHUTDOWN = 3001,
+    TD_DISC_EXPIRED = 3005,
     TD_DISC_SLOW = 3008,
     TD_DISC_INSUFFICIENT_STATE = 3010,
     TD_DISC_FORCE_RECONNECT = 3011,
@@ -83,6 +85,7 @@ struct td_sub {
     struct td_channel *ch;
     uint32_t idx; /* position in ch->subs */
     bool push_join_leave;
+    char *chan_info; /* raw JSON "info" of the subscription token, NULL if none (owned) */
 };
 
 struct td_channel {
@@ -108,7 +111,9 @@ struct td_client {
     void *transport;
     enum td_client_state state;
     char id[37];
-    char *user; /* td_client_anonymous ("") or an owned copy */
+    char *user;           /* td_client_anonymous ("") or an owned copy */
+    char *conn_info;      /* raw JSON "info" of the connection token, NULL if none (owned) */
+    int64_t expires_at_s; /* connection token expiry (Unix s), 0 = never */
     struct td_sub **subs;
     uint32_t nsubs;
     uint32_t capsubs;
@@ -132,6 +137,8 @@ struct td_hub {
     struct td_buf scratch;
     struct td_hub_stats stats;
     char node_id[37];
+    struct td_jwt_keys *keys; /* token verification keys, NULL if none configured (owned) */
+    int64_t (*wall_s)(void);  /* wall clock in Unix seconds, for token expiry (tests override) */
 };
 
 /* td_hub_init prepares an empty hub; cfg is borrowed and must outlive it. */
@@ -182,15 +189,22 @@ uint32_t td_channel_num_users(const struct td_channel *ch);
 void td_hub_unsubscribe(struct td_hub *hub, struct td_client *c, struct td_str channel,
                         uint32_t code, const char *reason, int64_t now_ms);
 
+/* td_client_info_fill describes c (and its subscription s, may be NULL) as a ClientInfo;
+ * the views borrow from c and s. */
+void td_client_info_fill(const struct td_client *c, const struct td_sub *s,
+                         struct td_client_info *info);
+
 /* The user id of anonymous clients; never freed. */
 extern const char td_client_anonymous[1];
 
 /* Internal to the engine (td_hub.c <-> td_client.c). */
 int td_client_send_buf(struct td_client *c, const struct td_buf *b);
 struct td_sub *td_client_find_sub(const struct td_client *c, struct td_str channel);
-struct td_sub *td_hub_sub_add(struct td_client *c, struct td_channel *ch, bool push_join_leave);
+struct td_sub *td_hub_sub_add(struct td_client *c, struct td_channel *ch, bool push_join_leave,
+                              char *chan_info);
 void td_hub_sub_leave(struct td_hub *hub, struct td_sub *s, int64_t now_ms);
 void td_hub_push_join_leave(struct td_hub *hub, struct td_channel *ch,
-                            const struct td_client *about, bool join);
+                            const struct td_client *about, const struct td_sub *about_sub,
+                            bool join);
 
 #endif

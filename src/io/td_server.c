@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth/td_jwt.h"
 #include "core/td_alloc.h"
 #include "core/td_err.h"
 #include "core/td_log.h"
@@ -829,6 +830,17 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
     srv->cfg = cfg;
     srv->started_ms = (int64_t)uv_now(loop);
     td_hub_init(&srv->hub, cfg);
+    if (cfg->token_hmac_secret_key[0] || cfg->token_rsa_public_key[0] ||
+        cfg->token_ecdsa_public_key[0]) {
+        char err[256];
+        srv->hub.keys = td_jwt_keys_new(cfg->token_hmac_secret_key, cfg->token_rsa_public_key,
+                                        cfg->token_ecdsa_public_key, err, sizeof(err));
+        if (srv->hub.keys == NULL) {
+            td_log_error("bad token key in client.token", "err=\"%s\"", err);
+            td_hub_free(&srv->hub);
+            return TD_EINVAL;
+        }
+    }
     struct sockaddr_storage addr;
     int rv = uv_ip4_addr(cfg->address, cfg->port, (struct sockaddr_in *)&addr);
     if (rv != 0)
