@@ -162,6 +162,8 @@ static const struct opt cfg_opts[] = {
     {"client.recovery_max_publication_limit", OPT_U32, CFG(recovery_max_publication_limit)},
     {"client.queue_max_size", OPT_U64, CFG(queue_max_size)},
     {"client.connection_limit", OPT_U32, CFG(max_connections)},
+    {"client.command_rate_limit", OPT_U32, CFG(command_rate_limit)},
+    {"client.command_rate_burst", OPT_U32, CFG(command_rate_burst)},
     {"client.token.hmac_secret_key", OPT_STRING, CFG(token_hmac_secret_key)},
     {"client.token.rsa_public_key", OPT_STRING, CFG(token_rsa_public_key)},
     {"client.token.ecdsa_public_key", OPT_STRING, CFG(token_ecdsa_public_key)},

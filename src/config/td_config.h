@@ -56,6 +56,8 @@ struct td_config {
     uint32_t recovery_max_publication_limit;
     uint64_t queue_max_size;
     uint32_t max_connections; /* 0 = unlimited */
+    uint32_t command_rate_limit; /* client.command_rate_limit: commands/s, 0 = off (tandem's) */
+    uint32_t command_rate_burst; /* client.command_rate_burst: 0 = same as the limit */
 
     uint32_t message_size_limit; /* websocket.message_size_limit */
 

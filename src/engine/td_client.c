@@ -543,6 +543,31 @@ static void cmd_sub_refresh(struct client_ctx *x, const struct td_cmd *cmd)
     reply_empty(x, cmd);
 }
 
+/*
+ * Token bucket for client.command_rate_limit: refills `limit` commands per second up to the
+ * burst. Returns false when this command is over budget.
+ */
+static bool client_rate_ok(struct td_client *c, int64_t now_ms)
+{
+    const struct td_config *cfg = c->hub->cfg;
+    if (cfg->command_rate_limit == 0)
+        return true;
+    uint32_t burst = cfg->command_rate_burst ? cfg->command_rate_burst : cfg->command_rate_limit;
+    int64_t cap = (int64_t)burst * 1000;
+    if (c->rate_last_ms == 0) {
+        c->rate_tokens = cap;
+    } else {
+        c->rate_tokens += (now_ms - c->rate_last_ms) * (int64_t)cfg->command_rate_limit;
+        if (c->rate_tokens > cap)
+            c->rate_tokens = cap;
+    }
+    c->rate_last_ms = now_ms;
+    if (c->rate_tokens < 1000)
+        return false;
+    c->rate_tokens -= 1000;
+    return true;
+}
+
 /* Dispatches one command; returns false when the client was closed. */
 static bool client_dispatch(struct client_ctx *x, const struct td_cmd *cmd)
 {
@@ -554,6 +579,12 @@ static bool client_dispatch(struct client_ctx *x, const struct td_cmd *cmd)
     if (cmd->id == 0 && cmd->kind != TD_CMD_EMPTY && cmd->kind != TD_CMD_SEND) {
         td_client_disconnect(c, TD_DISC_BAD_REQUEST, "bad request");
         return false;
+    }
+    /* Pongs and the connect itself are never limited; over budget is a temporary error. */
+    if (cmd->kind != TD_CMD_EMPTY && cmd->kind != TD_CMD_CONNECT && !client_rate_ok(c, x->now_ms)) {
+        if (cmd->id != 0)
+            reply_error(x, cmd->id, TD_ERR_TOO_MANY_REQUESTS);
+        return true;
     }
     switch (cmd->kind) {
     case TD_CMD_EMPTY:

@@ -120,6 +120,8 @@ struct td_client {
     int64_t created_ms;
     int64_t next_ping_ms; /* 0 = pings off */
     int64_t pong_due_ms;  /* 0 = no pong outstanding */
+    int64_t rate_tokens;  /* command budget in thousandths of a command */
+    int64_t rate_last_ms; /* when rate_tokens was last refilled */
 };
 
 struct td_hub_stats {

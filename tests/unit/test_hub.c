@@ -394,3 +394,36 @@ TD_TEST(hub_batched_replies_one_frame)
     disconnect_client(c, &f, 0);
     env_free(&e);
 }
+
+TD_TEST(hub_command_rate_limit_111)
+{
+    struct env e;
+    env_init(&e);
+    e.cfg.command_rate_limit = 2; /* 2 commands/s, burst 3 */
+    e.cfg.command_rate_burst = 3;
+    struct fake_transport f;
+    struct td_client *c = connect_client(&e, &f, 1000); /* connect itself is not counted */
+    char cmd[128];
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 5; i++) {
+        snprintf(cmd, sizeof(cmd), "{\"id\":%d,\"presence_stats\":{\"channel\":\"r\"}}", 10 + i);
+        send_cmd(c, cmd, 1000);
+        const char *r = fake_reply(&f, 10 + i);
+        if (strstr(r, "\"code\":111") != NULL) {
+            limited++;
+            TD_CHECK(strstr(r, "\"temporary\":true") != NULL);
+        } else if (strstr(r, "num_clients") != NULL) {
+            ok++;
+        }
+    }
+    TD_CHECK_EQ_INT(ok, 3); /* the burst */
+    TD_CHECK_EQ_INT(limited, 2);
+    send_cmd(c, "{}", 1000); /* pongs are never limited */
+    send_cmd(c, "{\"id\":20,\"presence_stats\":{\"channel\":\"r\"}}", 1400);
+    TD_CHECK(strstr(fake_reply(&f, 20), "\"code\":111") != NULL); /* only 0.8 refilled */
+    send_cmd(c, "{\"id\":21,\"presence_stats\":{\"channel\":\"r\"}}", 2000);
+    TD_CHECK(strstr(fake_reply(&f, 21), "num_clients") != NULL); /* refilled by then */
+    TD_CHECK_EQ_INT(f.close_code, 0);
+    disconnect_client(c, &f, 2000);
+    env_free(&e);
+}

@@ -207,6 +207,40 @@ describe('tandem connection limit', { timeout: 30000 }, () => {
   });
 });
 
+describe('tandem command rate limit', { timeout: 30000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ config: testConfig({ client: { command_rate_limit: 5, command_rate_burst: 3 } }) });
+  });
+  after(async () => {
+    if (srv) await srv.stop();
+  });
+
+  it('answers commands over client.command_rate_limit with temporary error 111', async () => {
+    const ws = new WebSocket(srv.url);
+    ws.on('error', () => {});
+    await withTimeout(new Promise((r, j) => { ws.once('open', r); ws.once('error', j); }), 3000, 'open');
+    const replies = new Map();
+    ws.on('message', (d) => {
+      for (const line of d.toString().split('\n')) if (line) { const m = JSON.parse(line); if (m.id) replies.set(m.id, m); }
+    });
+    const cmds = [{ id: 1, connect: {} }];
+    for (let i = 0; i < 6; i++) cmds.push({ id: 10 + i, presence_stats: { channel: 'rl' } });
+    ws.send(cmds.map((c) => JSON.stringify(c)).join('\n'));
+    await withTimeout((async () => { while (replies.size < 7) await sleep(10); })(), 3000, '7 replies');
+    const ok = [...replies.values()].filter((m) => m.presence_stats).length;
+    const limited = [...replies.values()].filter((m) => m.error && m.error.code === 111);
+    assert.equal(ok, 3, 'the burst of 3 is served');
+    assert.equal(limited.length, 3);
+    assert.ok(limited.every((m) => m.error.temporary === true));
+    await sleep(500); // refills 2.5 commands
+    ws.send(JSON.stringify({ id: 30, presence_stats: { channel: 'rl' } }));
+    await withTimeout((async () => { while (!replies.has(30)) await sleep(10); })(), 3000, 'reply 30');
+    assert.ok(replies.get(30).presence_stats, 'served again after the refill');
+    ws.close();
+  });
+});
+
 describe('tandem shutdown', { timeout: 30000 }, () => {
   it('closes WebSocket clients with 3001 "shutdown" on SIGTERM and exits cleanly', async () => {
     const srv = await startServer({ config: testConfig({}) });
