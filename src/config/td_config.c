@@ -46,6 +46,7 @@ void td_config_init(struct td_config *cfg)
     cfg->api_max_body = 1024 * 1024;
     cfg->http_idle_timeout_ms = 30000;
     cfg->channel_max_length = 255;
+    cfg->idempotency_window_ms = 300000;
     cfg->namespace_boundary = ':';
     ns_defaults(&cfg->without_ns);
 }
@@ -173,6 +174,7 @@ static const struct opt cfg_opts[] = {
     {"http_api.insecure", OPT_BOOL, CFG(api_insecure)},
     {"http_server.idle_timeout", OPT_DURATION, CFG(http_idle_timeout_ms)},
     {"channel.max_length", OPT_U32, CFG(channel_max_length)},
+    {"channel.idempotency_window", OPT_DURATION, CFG(idempotency_window_ms)},
 };
 #undef CFG
 

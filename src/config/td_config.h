@@ -55,15 +55,15 @@ struct td_config {
     uint32_t history_max_publication_limit;
     uint32_t recovery_max_publication_limit;
     uint64_t queue_max_size;
-    uint32_t max_connections; /* 0 = unlimited */
+    uint32_t max_connections;    /* 0 = unlimited */
     uint32_t command_rate_limit; /* client.command_rate_limit: commands/s, 0 = off (tandem's) */
     uint32_t command_rate_burst; /* client.command_rate_burst: 0 = same as the limit */
 
     uint32_t message_size_limit; /* websocket.message_size_limit */
 
-    char *token_hmac_secret_key; /* client.token.hmac_secret_key */
-    char *token_rsa_public_key;  /* client.token.rsa_public_key (PEM) */
-    char *token_ecdsa_public_key; /* client.token.ecdsa_public_key (PEM) */
+    char *token_hmac_secret_key;    /* client.token.hmac_secret_key */
+    char *token_rsa_public_key;     /* client.token.rsa_public_key (PEM) */
+    char *token_ecdsa_public_key;   /* client.token.ecdsa_public_key (PEM) */
     int64_t expired_close_delay_ms; /* client.expired_close_delay */
 
     char *api_key;
@@ -72,6 +72,7 @@ struct td_config {
     int64_t http_idle_timeout_ms; /* http_server.idle_timeout (tandem's own key) */
 
     uint32_t channel_max_length;
+    int64_t idempotency_window_ms; /* channel.idempotency_window (tandem's own key) */
     char namespace_boundary;
     struct td_ns_opts without_ns;
     struct td_ns_opts *namespaces;

@@ -65,8 +65,12 @@ void td_hub_init(struct td_hub *hub, const struct td_config *cfg)
     hub->wall_s = hub_wall_s;
 }
 
+static void idem_free_all(struct td_channel *ch);
+static void idem_sweep(struct td_channel *ch, int64_t now_ms);
+
 static void channel_free(struct td_channel *ch)
 {
+    idem_free_all(ch);
     td_stream_free(&ch->stream);
     free(ch->subs);
     free(ch);
@@ -114,7 +118,7 @@ struct td_channel *td_hub_channel_get(struct td_hub *hub, struct td_str name, in
 /* A channel with no subscribers is forgotten once nothing in it can be recovered. */
 static bool channel_forgettable(const struct td_channel *ch, int64_t now_ms)
 {
-    if (ch->nsubs > 0)
+    if (ch->nsubs > 0 || ch->idem.count > 0)
         return false;
     if (ch->has_history) {
         int64_t meta = ch->ns->history_meta_ttl_ms;
@@ -131,6 +135,8 @@ int64_t td_hub_tick(struct td_hub *hub, int64_t now_ms)
         if (hub->channels.slots[i].key == NULL)
             continue;
         td_stream_trim(&ch->stream, now_ms);
+        if (ch->idem.count > 0)
+            idem_sweep(ch, now_ms);
         if (channel_forgettable(ch, now_ms)) {
             td_map_del(&hub->channels, ch->name, ch->name_len);
             channel_free(ch);
@@ -354,23 +360,84 @@ static void hub_fanout(struct td_hub *hub, struct td_channel *ch, struct td_pub 
     td_rbuf_unref(pb_unit);
 }
 
-int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data,
-                   const struct td_client_info *info, int64_t now_ms, struct td_publish_result *res)
+/* A remembered result of an idempotent publish (API idempotency_key). */
+struct idem_entry {
+    int64_t expires_ms;
+    struct td_publish_result res;
+    size_t key_len;
+    char key[];
+};
+
+static void idem_sweep(struct td_channel *ch, int64_t now_ms)
+{
+    for (size_t i = 0; i < ch->idem.cap; i++) {
+        struct idem_entry *e = ch->idem.slots[i].value;
+        if (ch->idem.slots[i].key == NULL || e->expires_ms > now_ms)
+            continue;
+        td_map_del(&ch->idem, e->key, e->key_len);
+        free(e);
+        i--; /* backward-shift deletion may have moved an entry into slot i */
+    }
+}
+
+static void idem_free_all(struct td_channel *ch)
+{
+    for (size_t i = 0; i < ch->idem.cap; i++) {
+        if (ch->idem.slots[i].key != NULL)
+            free(ch->idem.slots[i].value);
+    }
+    td_map_free(&ch->idem);
+}
+
+int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str data,
+                        const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
+                        struct td_publish_result *res)
 {
     struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
     if (ch == NULL)
         return TD_ENOTFOUND;
+    if (idem_key.n > 0) {
+        struct idem_entry *e = td_map_get(&ch->idem, idem_key.p, idem_key.n);
+        if (e != NULL && e->expires_ms > now_ms) {
+            if (res != NULL)
+                *res = e->res; /* a retry: the original result, no second publication */
+            return 0;
+        }
+        if (ch->idem.count >= TD_HUB_IDEM_MAX_KEYS) {
+            idem_sweep(ch, now_ms);
+            if (ch->idem.count >= TD_HUB_IDEM_MAX_KEYS)
+                return TD_ELIMIT;
+        }
+    }
     struct td_pub *pub = td_pub_new(data, info, now_ms);
     if (ch->has_history)
         td_stream_append(&ch->stream, pub, now_ms);
     hub->stats.publications++;
     hub_fanout(hub, ch, pub);
-    if (res != NULL) {
-        res->offset = pub->offset;
-        memcpy(res->epoch, ch->has_history ? ch->stream.epoch : "", TD_EPOCH_LEN + 1);
-        if (!ch->has_history)
-            res->epoch[0] = '\0';
-    }
+    struct td_publish_result r;
+    memset(&r, 0, sizeof(r));
+    r.offset = pub->offset;
+    if (ch->has_history)
+        memcpy(r.epoch, ch->stream.epoch, sizeof(r.epoch));
     td_pub_unref(pub);
+    if (idem_key.n > 0) {
+        struct idem_entry *e = td_map_get(&ch->idem, idem_key.p, idem_key.n);
+        if (e == NULL) {
+            e = td_xmalloc(sizeof(*e) + idem_key.n);
+            memcpy(e->key, idem_key.p, idem_key.n);
+            e->key_len = idem_key.n;
+            td_map_put(&ch->idem, e->key, e->key_len, e);
+        }
+        e->expires_ms = now_ms + hub->cfg->idempotency_window_ms;
+        e->res = r;
+    }
+    if (res != NULL)
+        *res = r;
     return 0;
+}
+
+int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data,
+                   const struct td_client_info *info, int64_t now_ms, struct td_publish_result *res)
+{
+    return td_hub_publish_idem(hub, channel, data, info, TD_STR_NULL, now_ms, res);
 }

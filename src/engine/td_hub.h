@@ -100,6 +100,7 @@ struct td_channel {
     uint32_t n_json_subs;
     uint32_t n_pb_subs;
     int64_t idle_since_ms; /* when the last subscriber left (0 while subscribed) */
+    struct td_map idem;    /* idempotency key -> remembered publish result */
 };
 
 enum td_client_state { TD_CLIENT_NEW, TD_CLIENT_CONNECTED, TD_CLIENT_CLOSED };
@@ -180,6 +181,19 @@ struct td_publish_result {
 int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data,
                    const struct td_client_info *info, int64_t now_ms,
                    struct td_publish_result *res);
+
+/* Most idempotency keys remembered per channel at once (a cap on what API callers grow). */
+#define TD_HUB_IDEM_MAX_KEYS 100000
+
+/*
+ * td_hub_publish_idem is td_hub_publish with an idempotency key (may be empty): a publish
+ * with a key seen in this channel within channel.idempotency_window returns the original
+ * result and publishes nothing. Returns 0, TD_ENOTFOUND, or TD_ELIMIT when the channel
+ * already remembers TD_HUB_IDEM_MAX_KEYS live keys.
+ */
+int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str data,
+                        const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
+                        struct td_publish_result *res);
 
 /* td_hub_channel finds a channel without creating it (NULL if it has no state). */
 struct td_channel *td_hub_channel(struct td_hub *hub, struct td_str name);

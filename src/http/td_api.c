@@ -129,10 +129,16 @@ static int api_channel(struct td_hub *hub, const struct td_json *req, const char
 }
 
 static void api_publish_one(struct td_hub *hub, struct td_str channel, struct td_str data,
-                            int64_t now_ms, struct td_buf *out)
+                            struct td_str idem_key, int64_t now_ms, struct td_buf *out)
 {
     struct td_publish_result res;
-    if (td_hub_publish(hub, channel, data, NULL, now_ms, &res) != 0) {
+    int rv = td_hub_publish_idem(hub, channel, data, NULL, idem_key, now_ms, &res);
+    if (rv == TD_ELIMIT) {
+        td_buf_append_str(out, "{\"error\":{\"code\":111,\"message\":\"too many idempotency "
+                               "keys in this channel\",\"temporary\":true}}");
+        return;
+    }
+    if (rv != 0) {
         td_buf_append_str(out, "{\"error\":{\"code\":102,\"message\":\"unknown channel\"}}");
         return;
     }
@@ -142,6 +148,22 @@ static void api_publish_one(struct td_hub *hub, struct td_str channel, struct td
         td_json_write_string(out, res.epoch, strlen(res.epoch));
     }
     td_buf_append_str(out, "}}");
+}
+
+/* Reads the optional idempotency_key; returns -1 after writing an error if it is not a
+ * string. */
+static int api_idem_key(const struct td_json *req, struct td_buf *out, struct td_str *key)
+{
+    const struct td_json *k = td_json_get(req, "idempotency_key");
+    *key = TD_STR_NULL;
+    if (k == NULL || k->type == TD_JSON_NULL)
+        return 0;
+    if (k->type != TD_JSON_STRING || k->len > 256) {
+        api_error(out, TD_ERR_BAD_REQUEST, "idempotency_key must be a string of at most 256 bytes");
+        return -1;
+    }
+    *key = api_str(k);
+    return 0;
 }
 
 static int api_publish(struct td_hub *hub, const struct td_json *req, int64_t now_ms,
@@ -156,7 +178,10 @@ static int api_publish(struct td_hub *hub, const struct td_json *req, int64_t no
         api_error(out, TD_ERR_BAD_REQUEST, "data required");
         return 200;
     }
-    api_publish_one(hub, channel, (struct td_str){data->raw, data->raw_len}, now_ms, out);
+    struct td_str idem;
+    if (api_idem_key(req, out, &idem) != 0)
+        return 200;
+    api_publish_one(hub, channel, (struct td_str){data->raw, data->raw_len}, idem, now_ms, out);
     return 200;
 }
 
@@ -180,12 +205,15 @@ static int api_broadcast(struct td_hub *hub, const struct td_json *req, int64_t 
             return 200;
         }
     }
+    struct td_str idem;
+    if (api_idem_key(req, out, &idem) != 0)
+        return 200;
     td_buf_append_str(out, "{\"result\":{\"responses\":[");
     for (size_t i = 0; i < chans->n; i++) {
         if (i)
             td_buf_append_byte(out, ',');
         api_publish_one(hub, api_str(&chans->child[i]), (struct td_str){data->raw, data->raw_len},
-                        now_ms, out);
+                        idem, now_ms, out);
     }
     td_buf_append_str(out, "]}}");
     return 200;

@@ -427,3 +427,33 @@ TD_TEST(hub_command_rate_limit_111)
     disconnect_client(c, &f, 2000);
     env_free(&e);
 }
+
+TD_TEST(hub_idempotent_publish)
+{
+    struct env e;
+    env_init(&e);
+    e.cfg.idempotency_window_ms = 60000;
+    struct fake_transport f;
+    struct td_client *c = connect_client(&e, &f, 0);
+    send_cmd(c, "{\"id\":2,\"subscribe\":{\"channel\":\"i\"}}", 0);
+    fake_reset(&f);
+    struct td_str ch = {"i", 1}, data = {"1", 1}, key = {"k1", 2};
+    struct td_publish_result r1, r2, r3, r4;
+    TD_REQUIRE(td_hub_publish_idem(&e.hub, ch, data, NULL, key, 10, &r1) == 0);
+    TD_REQUIRE(td_hub_publish_idem(&e.hub, ch, data, NULL, key, 20, &r2) == 0);
+    TD_CHECK_EQ_INT(r1.offset, 1);
+    TD_CHECK_EQ_INT(r2.offset, 1); /* the retry gets the original offset */
+    TD_CHECK(strcmp(r1.epoch, r2.epoch) == 0);
+    TD_CHECK_EQ_INT(f.nsent, 1); /* and was not delivered again */
+    TD_REQUIRE(td_hub_publish_idem(&e.hub, ch, data, NULL, (struct td_str){"k2", 2}, 30, &r3) == 0);
+    TD_CHECK_EQ_INT(r3.offset, 2);
+    /* After the window the key is forgotten (swept by the tick) and publishes anew. */
+    td_hub_tick(&e.hub, 70000);
+    struct td_channel *chan = td_hub_channel(&e.hub, ch);
+    TD_REQUIRE(chan != NULL);
+    TD_CHECK_EQ_INT(chan->idem.count, 0);
+    TD_REQUIRE(td_hub_publish_idem(&e.hub, ch, data, NULL, key, 70001, &r4) == 0);
+    TD_CHECK_EQ_INT(r4.offset, 3);
+    disconnect_client(c, &f, 70001);
+    env_free(&e);
+}
