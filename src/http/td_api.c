@@ -311,15 +311,13 @@ static int api_presence(struct td_hub *hub, const struct td_json *req, bool stat
     }
     td_buf_append_str(out, "{\"result\":{\"presence\":{");
     for (uint32_t i = 0; i < n; i++) {
-        const struct td_client *c = ch->subs[i]->client;
+        struct td_client_info info;
+        td_client_info_fill(ch->subs[i]->client, ch->subs[i], &info);
         if (i)
             td_buf_append_byte(out, ',');
-        td_json_write_string(out, c->id, strlen(c->id));
-        td_buf_append_str(out, ":{\"user\":");
-        td_json_write_string(out, c->user, strlen(c->user));
-        td_buf_append_str(out, ",\"client\":");
-        td_json_write_string(out, c->id, strlen(c->id));
-        td_buf_append_byte(out, '}');
+        api_write_str(out, info.client);
+        td_buf_append_byte(out, ':');
+        api_write_info(out, &info);
     }
     td_buf_append_str(out, "}}}");
     return 200;
