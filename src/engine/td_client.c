@@ -169,6 +169,33 @@ static enum td_jwt_status client_verify(const struct td_client *c, struct td_str
     return st;
 }
 
+/*
+ * Checks the subscription token of a subscribe or sub_refresh command for cmd->channel.
+ * Returns true with *cl filled (caller frees) if it is valid and names this channel, user and
+ * client; otherwise answers the command itself (103 invalid, 109 expired, close 3500 on a
+ * mismatch) and returns false.
+ */
+static bool client_sub_token(struct client_ctx *x, const struct td_cmd *cmd,
+                             struct td_jwt_claims *cl)
+{
+    struct td_client *c = x->c;
+    enum td_jwt_status st = client_verify(c, cmd->token, cl);
+    if (st != TD_JWT_OK) {
+        reply_error(x, cmd->id,
+                    st == TD_JWT_EXPIRED ? TD_ERR_TOKEN_EXPIRED : TD_ERR_PERMISSION_DENIED);
+        return false;
+    }
+    bool matches = cl->channel != NULL && str_is(cmd->channel, cl->channel) &&
+                   strcmp(cl->sub, c->user) == 0 &&
+                   (cl->client == NULL || strcmp(cl->client, c->id) == 0);
+    if (!matches) {
+        td_jwt_claims_free(cl);
+        td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
+        return false;
+    }
+    return true;
+}
+
 /* ---- commands ---------------------------------------------------------------------- */
 
 static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
@@ -265,20 +292,8 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
     struct td_subscribe_result r = {0};
     if (cmd->token.n > 0 && (hub->keys != NULL || !cfg->client_insecure)) {
         struct td_jwt_claims cl;
-        enum td_jwt_status st = client_verify(c, cmd->token, &cl);
-        if (st != TD_JWT_OK) {
-            reply_error(x, cmd->id,
-                        st == TD_JWT_EXPIRED ? TD_ERR_TOKEN_EXPIRED : TD_ERR_PERMISSION_DENIED);
+        if (!client_sub_token(x, cmd, &cl))
             return;
-        }
-        bool matches = cl.channel != NULL && str_is(cmd->channel, cl.channel) &&
-                       strcmp(cl.sub, c->user) == 0 &&
-                       (cl.client == NULL || strcmp(cl.client, c->id) == 0);
-        if (!matches) {
-            td_jwt_claims_free(&cl);
-            td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
-            return;
-        }
         int64_t exp = token_expiry(&cl);
         if (exp > 0) {
             int64_t ttl = exp - hub->wall_s();
@@ -526,20 +541,9 @@ static void cmd_sub_refresh(struct client_ctx *x, const struct td_cmd *cmd)
         return;
     }
     struct td_jwt_claims cl;
-    enum td_jwt_status st = client_verify(c, cmd->token, &cl);
-    if (st != TD_JWT_OK) {
-        reply_error(x, cmd->id,
-                    st == TD_JWT_EXPIRED ? TD_ERR_TOKEN_EXPIRED : TD_ERR_PERMISSION_DENIED);
+    if (!client_sub_token(x, cmd, &cl))
         return;
-    }
-    bool matches = cl.channel != NULL && str_is(cmd->channel, cl.channel) &&
-                   strcmp(cl.sub, c->user) == 0 &&
-                   (cl.client == NULL || strcmp(cl.client, c->id) == 0);
     td_jwt_claims_free(&cl);
-    if (!matches) {
-        td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
-        return;
-    }
     reply_empty(x, cmd);
 }
 
