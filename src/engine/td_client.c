@@ -198,6 +198,91 @@ static bool client_sub_token(struct client_ctx *x, const struct td_cmd *cmd,
 
 /* ---- commands ---------------------------------------------------------------------- */
 
+/*
+ * Fills the stream position part of a SubscribeResult for a subscription to ch: epoch and
+ * top offset when positioned, and the recovery outcome when the client asked to recover
+ * from (epoch, offset). Recovered publications go into *wire (caller frees).
+ */
+static void client_position(struct client_ctx *x, struct td_channel *ch, bool recoverable,
+                            bool positioned, bool recover, struct td_str epoch, uint64_t offset,
+                            struct td_subscribe_result *r, struct td_publication **wire)
+{
+    *wire = NULL;
+    r->recoverable = recoverable;
+    r->positioned = positioned;
+    if (positioned) {
+        r->epoch.p = ch->stream.epoch;
+        r->epoch.n = strlen(ch->stream.epoch);
+        r->offset = ch->stream.top;
+    }
+    if (!recoverable || !recover)
+        return;
+    struct td_recovery rec;
+    r->was_recovering = true;
+    td_stream_recover(&ch->stream, epoch, offset, x->c->hub->cfg->recovery_max_publication_limit,
+                      x->now_ms, &rec);
+    if (!rec.recovered)
+        return;
+    r->recovered = true;
+    r->offset = offset; /* the client advances it while applying the publications */
+    if (rec.npubs > 0) {
+        *wire = td_xmalloc(rec.npubs * sizeof(**wire));
+        for (size_t i = 0; i < rec.npubs; i++)
+            (*wire)[i] = rec.pubs[i]->wire;
+        r->pubs = *wire;
+        r->npubs = rec.npubs;
+    }
+    free(rec.pubs);
+}
+
+/*
+ * Server-side subscriptions from the connection token's `channels` claim, made during
+ * connect. Positions the client sent in ConnectRequest.subs are used for recovery. Fills
+ * res/wires (n entries each, caller frees every wire and both arrays). Returns false after
+ * closing the client when the channel limit is exceeded (3505, as Centrifugo).
+ */
+static bool client_server_subs(struct client_ctx *x, const struct td_cmd *cmd, char **channels,
+                               size_t n, struct td_connect_sub_result *res,
+                               struct td_publication **wires, size_t *nres)
+{
+    struct td_client *c = x->c;
+    const struct td_config *cfg = c->hub->cfg;
+    *nres = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct td_str name = {channels[i], strlen(channels[i])};
+        const struct td_ns_opts *ns = td_config_ns_for(cfg, name.p, name.n);
+        if (name.n == 0 || name.n > cfg->channel_max_length || ns == NULL ||
+            td_client_find_sub(c, name) != NULL) {
+            td_log_warn("server-side subscription skipped", "client=%s channel=\"%.*s\"", c->id,
+                        (int)(name.n > 200 ? 200 : name.n), name.p);
+            continue;
+        }
+        if (c->nsubs >= cfg->channel_limit) {
+            td_client_disconnect(c, TD_DISC_CHANNEL_LIMIT, "channel limit");
+            return false;
+        }
+        struct td_channel *ch = td_hub_channel_get(c->hub, name, x->now_ms);
+        const struct td_connect_sub *pos = NULL;
+        for (uint32_t k = 0; k < cmd->nsubs; k++) {
+            if (cmd->subs[k].channel.n == name.n &&
+                memcmp(cmd->subs[k].channel.p, name.p, name.n) == 0)
+                pos = &cmd->subs[k];
+        }
+        bool recoverable = ch->has_history && ns->force_recovery;
+        bool positioned = ch->has_history && (recoverable || ns->force_positioning);
+        struct td_connect_sub_result *sr = &res[*nres];
+        memset(sr, 0, sizeof(*sr));
+        sr->channel.p = ch->name;
+        sr->channel.n = ch->name_len;
+        client_position(x, ch, recoverable, positioned, pos != NULL && pos->recover,
+                        pos ? pos->epoch : TD_STR_NULL, pos ? pos->offset : 0, &sr->r,
+                        &wires[*nres]);
+        td_hub_sub_add(c, ch, ns->join_leave && ns->force_push_join_leave, NULL);
+        (*nres)++;
+    }
+    return true;
+}
+
 static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
 {
     struct td_client *c = x->c;
@@ -207,6 +292,8 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
         return;
     }
     struct td_connect_result r = {0};
+    char **server_channels = NULL;
+    size_t n_server_channels = 0;
     bool use_token = cmd->token.n > 0 && (c->hub->keys != NULL || !cfg->client_insecure);
     if (use_token) {
         struct td_jwt_claims cl;
@@ -233,6 +320,10 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
             r.expires = true;
             r.ttl = ttl > 0 ? (uint32_t)ttl : 1;
         }
+        server_channels = cl.channels; /* kept until the subscriptions are made */
+        n_server_channels = cl.n_channels;
+        cl.channels = NULL;
+        cl.n_channels = 0;
         td_jwt_claims_free(&cl);
     } else if (!cfg->client_insecure && !cfg->client_allow_anonymous_connect_without_token) {
         td_client_disconnect(c, TD_DISC_INVALID_TOKEN, "invalid token");
@@ -254,8 +345,37 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
     r.version.n = strlen(TD_VERSION);
     r.ping = cfg->ping_interval_ms > 0 ? ping_s : 0;
     r.pong = cfg->ping_interval_ms > 0 && cfg->pong_timeout_ms > 0;
-    reply_begin(x);
-    c->codec->reply_connect(x->out, cmd->id, &r);
+    struct td_connect_sub_result *subs = NULL;
+    struct td_publication **wires = NULL;
+    size_t nsubs = 0;
+    bool ok = true;
+    if (n_server_channels > 0) {
+        subs = td_xcalloc(n_server_channels, sizeof(*subs));
+        wires = td_xcalloc(n_server_channels, sizeof(*wires));
+        ok = client_server_subs(x, cmd, server_channels, n_server_channels, subs, wires, &nsubs);
+        r.subs = subs;
+        r.nsubs = nsubs;
+    }
+    if (ok) {
+        reply_begin(x);
+        c->codec->reply_connect(x->out, cmd->id, &r);
+    }
+    for (size_t i = 0; i < nsubs; i++)
+        free(wires[i]);
+    free(wires);
+    free(subs);
+    for (size_t i = 0; i < n_server_channels; i++)
+        free(server_channels[i]);
+    free(server_channels);
+    if (!ok || nsubs == 0)
+        return;
+    /* Join pushes follow the connect reply. */
+    td_client_send_buf(c, x->out);
+    td_buf_reset(x->out);
+    for (uint32_t i = 0; i < c->nsubs; i++) {
+        if (c->subs[i]->ch->ns->join_leave)
+            td_hub_push_join_leave(c->hub, c->subs[i]->ch, c, c->subs[i], true);
+    }
 }
 
 static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
@@ -322,34 +442,13 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
         ch->has_history && (recoverable || ns->force_positioning ||
                             (cmd->positioned && (ns->allow_positioning || history_perm)));
 
-    struct td_recovery rec = {0};
-    struct td_publication *wire = NULL;
-    r.recoverable = recoverable;
-    r.positioned = positioned;
-    if (positioned) {
-        r.epoch.p = ch->stream.epoch;
-        r.epoch.n = strlen(ch->stream.epoch);
-        r.offset = ch->stream.top;
-    }
-    if (recoverable && cmd->recover) {
-        r.was_recovering = true;
-        td_stream_recover(&ch->stream, cmd->epoch, cmd->offset, cfg->recovery_max_publication_limit,
-                          x->now_ms, &rec);
-        if (rec.recovered) {
-            r.recovered = true;
-            r.offset = cmd->offset; /* the client advances it while applying the publications */
-            if (rec.npubs > 0) {
-                wire = td_xmalloc(rec.npubs * sizeof(*wire));
-                for (size_t i = 0; i < rec.npubs; i++)
-                    wire[i] = rec.pubs[i]->wire;
-                r.pubs = wire;
-                r.npubs = rec.npubs;
-            }
-        } else if (cmd->flag & 2) {
-            free(chan_info);
-            reply_error(x, cmd->id, TD_ERR_UNRECOVERABLE_POSITION);
-            return;
-        }
+    struct td_publication *wire;
+    client_position(x, ch, recoverable, positioned, cmd->recover, cmd->epoch, cmd->offset, &r,
+                    &wire);
+    if (r.was_recovering && !r.recovered && (cmd->flag & 2)) {
+        free(chan_info);
+        reply_error(x, cmd->id, TD_ERR_UNRECOVERABLE_POSITION);
+        return;
     }
     bool push_jl =
         ns->join_leave && (ns->force_push_join_leave ||
@@ -358,7 +457,6 @@ static void cmd_subscribe(struct client_ctx *x, const struct td_cmd *cmd)
     reply_begin(x);
     c->codec->reply_subscribe(x->out, cmd->id, &r);
     free(wire);
-    free(rec.pubs);
     if (ns->join_leave) {
         /* The join push must follow the subscribe reply: flush the batch first. */
         td_client_send_buf(c, x->out);

@@ -39,13 +39,25 @@ enum td_cmd_kind {
     TD_CMD_SUB_REFRESH,
 };
 
+/* Most server-side subscription positions a connect command carries that are kept. */
+#define TD_PROTO_MAX_CONNECT_SUBS 16
+
+/* ConnectRequest.subs entry: where the client was in a server-side subscription. */
+struct td_connect_sub {
+    struct td_str channel;
+    struct td_str epoch;
+    uint64_t offset;
+    bool recover;
+};
+
 /*
  * One decoded Command. Only the fields of `kind` are meaningful; the rest are zero.
  * When a Command carries several request fields, the first one in field-number order
  * wins (as Centrifuge does).
  *
  * Field use by kind:
- *   connect:       token, data, name, version
+ *   connect:       token, data, name, version, subs/nsubs (ConnectRequest.subs: the first
+ *                  TD_PROTO_MAX_CONNECT_SUBS entries; further ones are validated, not kept)
  *   subscribe:     channel, token, recover, epoch, offset, data, positioned, recoverable,
  *                  join_leave, delta, flag, type (0 stream), has_tf (a tag filter was sent)
  *   unsubscribe:   channel
@@ -84,6 +96,8 @@ struct td_cmd {
     bool reverse;
     bool has_since;
     bool has_tf;
+    uint32_t nsubs;
+    struct td_connect_sub subs[TD_PROTO_MAX_CONNECT_SUBS];
 };
 
 /* Iterator over the Commands of one frame. `p` is writable (JSON unescapes in place). */
@@ -118,6 +132,8 @@ struct td_publication {
     int64_t time; /* Unix ms; 0 = omitted */
 };
 
+struct td_connect_sub_result;
+
 struct td_connect_result {
     struct td_str client;
     struct td_str version;
@@ -128,6 +144,8 @@ struct td_connect_result {
     bool pong;
     struct td_str session;
     struct td_str node;
+    const struct td_connect_sub_result *subs; /* server-side subscriptions (ConnectResult.subs) */
+    size_t nsubs;
 };
 
 struct td_subscribe_result {
@@ -142,6 +160,12 @@ struct td_subscribe_result {
     const struct td_publication *pubs;
     size_t npubs;
     struct td_str data;
+};
+
+/* One entry of ConnectResult.subs: a server-side subscription and its SubscribeResult. */
+struct td_connect_sub_result {
+    struct td_str channel;
+    struct td_subscribe_result r;
 };
 
 struct td_history_result {

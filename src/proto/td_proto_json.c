@@ -24,7 +24,7 @@
  * Decoding
  */
 
-enum fld_kind { F_STR, F_RAW, F_BOOL, F_U64, F_I64, F_I32, F_SINCE, F_TF };
+enum fld_kind { F_STR, F_RAW, F_BOOL, F_U64, F_I64, F_I32, F_SINCE, F_TF, F_SUBS };
 
 struct fld {
     const char *name;
@@ -43,6 +43,7 @@ static const struct fld connect_f[] = {
     FLD("data", F_RAW, data, "invalid connect.data"),
     FLD("name", F_STR, name, "invalid connect.name"),
     FLD("version", F_STR, version, "invalid connect.version"),
+    FLD("subs", F_SUBS, nsubs, "invalid connect.subs"),
 };
 
 static const struct fld subscribe_f[] = {
@@ -176,6 +177,45 @@ static int read_since(struct td_json_cursor *c, struct td_cmd *cmd)
     return 0;
 }
 
+/* connect.subs: {"<channel>": {"recover":true,"offset":N,"epoch":"E"}, ...} */
+static int read_subs(struct td_json_cursor *c, struct td_cmd *cmd)
+{
+    const char *ch, *k;
+    size_t chn, kn;
+    int rc, rc2;
+    if (td_json_cursor_object_begin(c) < 0)
+        return TD_EPROTO;
+    while ((rc = td_json_cursor_object_next(c, &ch, &chn)) == 1) {
+        struct td_connect_sub tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.channel.p = ch;
+        tmp.channel.n = chn;
+        if (td_json_cursor_null(c))
+            continue;
+        if (td_json_cursor_object_begin(c) < 0)
+            return TD_EPROTO;
+        while ((rc2 = td_json_cursor_object_next(c, &k, &kn)) == 1) {
+            if (td_json_cursor_null(c))
+                continue;
+            if (key_is(k, kn, "recover"))
+                rc2 = td_json_cursor_bool(c, &tmp.recover);
+            else if (key_is(k, kn, "offset"))
+                rc2 = td_json_cursor_uint64(c, UINT64_MAX, &tmp.offset);
+            else if (key_is(k, kn, "epoch"))
+                rc2 = td_json_cursor_string(c, &tmp.epoch.p, &tmp.epoch.n);
+            else
+                rc2 = td_json_cursor_skip(c, NULL, NULL);
+            if (rc2 < 0)
+                return rc2;
+        }
+        if (rc2 < 0)
+            return rc2;
+        if (cmd->nsubs < TD_PROTO_MAX_CONNECT_SUBS)
+            cmd->subs[cmd->nsubs++] = tmp;
+    }
+    return rc < 0 ? rc : 0;
+}
+
 static int read_field(struct td_json_cursor *c, const struct fld *f, struct td_cmd *cmd)
 {
     char *dst = (char *)cmd + f->off;
@@ -206,6 +246,9 @@ static int read_field(struct td_json_cursor *c, const struct fld *f, struct td_c
     }
     case F_SINCE:
         return read_since(c, cmd);
+    case F_SUBS:
+        cmd->nsubs = 0; /* a duplicate key replaces the earlier map */
+        return read_subs(c, cmd);
     case F_TF:
         /* Tag filters are not evaluated; the engine only needs to know one was sent. */
         if (td_json_cursor_peek(c) != TD_JSON_OBJECT || td_json_cursor_skip(c, NULL, NULL) < 0)
@@ -500,6 +543,8 @@ static void json_reply_empty(struct td_buf *out, uint32_t id, enum td_cmd_kind k
     PUT(out, "{}}");
 }
 
+static void put_sub_result(struct td_buf *out, const struct td_subscribe_result *r);
+
 static void json_reply_connect(struct td_buf *out, uint32_t id, const struct td_connect_result *r)
 {
     bool first = true;
@@ -541,15 +586,26 @@ static void json_reply_connect(struct td_buf *out, uint32_t id, const struct td_
         KEY(out, &first, "node");
         put_str(out, r->node);
     }
+    if (r->nsubs != 0) {
+        KEY(out, &first, "subs");
+        td_buf_append_byte(out, '{');
+        for (size_t i = 0; i < r->nsubs; i++) {
+            if (i != 0)
+                td_buf_append_byte(out, ',');
+            put_str(out, r->subs[i].channel);
+            td_buf_append_byte(out, ':');
+            put_sub_result(out, &r->subs[i].r);
+        }
+        td_buf_append_byte(out, '}');
+    }
     PUT(out, "}}");
 }
 
-static void json_reply_subscribe(struct td_buf *out, uint32_t id,
-                                 const struct td_subscribe_result *r)
+/* put_sub_result appends a SubscribeResult object. */
+static void put_sub_result(struct td_buf *out, const struct td_subscribe_result *r)
 {
     bool first = true;
     bool pos = r->positioned || r->recoverable;
-    reply_open(out, id, "subscribe");
     td_buf_append_byte(out, '{');
     if (r->expires) {
         KEY(out, &first, "expires");
@@ -591,7 +647,15 @@ static void json_reply_subscribe(struct td_buf *out, uint32_t id,
         KEY(out, &first, "was_recovering");
         PUT(out, "true");
     }
-    PUT(out, "}}");
+    td_buf_append_byte(out, '}');
+}
+
+static void json_reply_subscribe(struct td_buf *out, uint32_t id,
+                                 const struct td_subscribe_result *r)
+{
+    reply_open(out, id, "subscribe");
+    put_sub_result(out, r);
+    td_buf_append_byte(out, '}');
 }
 
 static void json_reply_presence(struct td_buf *out, uint32_t id, const struct td_client_info *infos,

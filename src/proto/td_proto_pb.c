@@ -121,6 +121,65 @@ static const char *pb_skip_unknown(struct td_pb_cur *c, enum td_pb_wire w)
     return td_pb_skip(c, w) == 0 ? NULL : PB_ERR_VALUE;
 }
 
+/* SubscribeRequest inside a ConnectRequest.subs entry: only the position matters. */
+static const char *pb_dec_connect_sub_req(const uint8_t *p, size_t n, struct td_connect_sub *s)
+{
+    struct td_pb_cur c;
+    td_pb_cur_init(&c, p, n);
+    while (c.p < c.end) {
+        uint32_t f;
+        enum td_pb_wire w;
+        const char *e;
+        if (td_pb_read_tag(&c, &f, &w) != 0)
+            return PB_ERR_TAG;
+        if (f == 3)
+            e = pb_get_bool(&c, w, &s->recover);
+        else if (f == 6)
+            e = pb_get_str(&c, w, &s->epoch);
+        else if (f == 7)
+            e = pb_get_u64(&c, w, &s->offset);
+        else
+            e = pb_skip_unknown(&c, w);
+        if (e != NULL)
+            return e;
+    }
+    return NULL;
+}
+
+/* One ConnectRequest.subs map entry {key=1 channel, value=2 SubscribeRequest}. */
+static const char *pb_dec_connect_sub(struct td_pb_cur *c, enum td_pb_wire w, struct td_cmd *cmd)
+{
+    struct td_str entry;
+    const char *e = pb_get_bytes(c, w, &entry);
+    if (e != NULL)
+        return e;
+    struct td_connect_sub s;
+    memset(&s, 0, sizeof(s));
+    struct td_pb_cur ec;
+    td_pb_cur_init(&ec, (const uint8_t *)entry.p, entry.n);
+    while (ec.p < ec.end) {
+        uint32_t f;
+        enum td_pb_wire fw;
+        if (td_pb_read_tag(&ec, &f, &fw) != 0)
+            return PB_ERR_TAG;
+        if (f == 1) {
+            e = pb_get_str(&ec, fw, &s.channel);
+        } else if (f == 2) {
+            struct td_str v;
+            e = pb_get_bytes(&ec, fw, &v);
+            if (e == NULL)
+                e = pb_dec_connect_sub_req((const uint8_t *)v.p, v.n, &s);
+        } else {
+            e = pb_skip_unknown(&ec, fw);
+        }
+        if (e != NULL)
+            return e;
+    }
+    if (cmd->nsubs < TD_PROTO_MAX_CONNECT_SUBS)
+        cmd->subs[cmd->nsubs++] = s;
+    return NULL;
+}
+
 static const char *pb_dec_connect(struct td_pb_cur *c, uint32_t f, enum td_pb_wire w,
                                   struct td_cmd *cmd)
 {
@@ -129,7 +188,8 @@ static const char *pb_dec_connect(struct td_pb_cur *c, uint32_t f, enum td_pb_wi
         return pb_get_str(c, w, &cmd->token);
     case 2:
         return pb_get_data(c, w, cmd);
-    case 3: /* subs: server-side subscription recovery, not supported */
+    case 3: /* subs: positions in server-side subscriptions, for their recovery */
+        return pb_dec_connect_sub(c, w, cmd);
     case 6: /* headers: emulated headers, used only by proxies */
         return pb_skip_as(c, w, TD_PB_LEN);
     case 4:
@@ -586,6 +646,9 @@ static void pb_reply_empty(struct td_buf *out, uint32_t id, enum td_cmd_kind kin
     td_pb_end(out, r);
 }
 
+static void pb_put_sub_result(struct td_buf *out, uint32_t field,
+                              const struct td_subscribe_result *sr);
+
 static void pb_reply_connect(struct td_buf *out, uint32_t id, const struct td_connect_result *cr)
 {
     size_t r = pb_reply_begin(out, id);
@@ -595,6 +658,13 @@ static void pb_reply_connect(struct td_buf *out, uint32_t id, const struct td_co
     td_pb_append_bool(out, 3, cr->expires);
     td_pb_append_uint(out, 4, cr->ttl);
     pb_put_str(out, 5, cr->data);
+    for (size_t i = 0; i < cr->nsubs; i++) {
+        /* map<string, SubscribeResult> entry {key=1, value=2} */
+        size_t entry = pb_msg_begin(out, 6);
+        td_pb_append_bytes_always(out, 1, cr->subs[i].channel.p, cr->subs[i].channel.n);
+        pb_put_sub_result(out, 2, &cr->subs[i].r);
+        td_pb_end(out, entry);
+    }
     td_pb_append_uint(out, 7, cr->ping);
     td_pb_append_bool(out, 8, cr->pong);
     pb_put_str(out, 9, cr->session);
@@ -603,12 +673,12 @@ static void pb_reply_connect(struct td_buf *out, uint32_t id, const struct td_co
     td_pb_end(out, r);
 }
 
-static void pb_reply_subscribe(struct td_buf *out, uint32_t id,
-                               const struct td_subscribe_result *sr)
+/* A SubscribeResult as nested message `field` (always written, even when empty). */
+static void pb_put_sub_result(struct td_buf *out, uint32_t field,
+                              const struct td_subscribe_result *sr)
 {
     bool position = sr->positioned || sr->recoverable;
-    size_t r = pb_reply_begin(out, id);
-    size_t m = pb_msg_begin(out, 6);
+    size_t m = pb_msg_begin(out, field);
     td_pb_append_bool(out, 1, sr->expires);
     td_pb_append_uint(out, 2, sr->ttl);
     td_pb_append_bool(out, 3, sr->recoverable);
@@ -622,6 +692,13 @@ static void pb_reply_subscribe(struct td_buf *out, uint32_t id,
     pb_put_str(out, 11, sr->data);
     td_pb_append_bool(out, 12, sr->was_recovering);
     td_pb_end(out, m);
+}
+
+static void pb_reply_subscribe(struct td_buf *out, uint32_t id,
+                               const struct td_subscribe_result *sr)
+{
+    size_t r = pb_reply_begin(out, id);
+    pb_put_sub_result(out, 6, sr);
     td_pb_end(out, r);
 }
 

@@ -580,3 +580,36 @@ TD_TEST(proto_json_encode_appends)
     TD_CHECK_EQ_INT(td_codec_json.decode_next(&it, &cmd), 0);
     td_buf_free(&b);
 }
+
+TD_TEST(proto_json_connect_subs_round_trip)
+{
+    char frame[] = "{\"id\":1,\"connect\":{\"subs\":{\"a\":{\"recover\":true,\"offset\":5,"
+                   "\"epoch\":\"E\"},\"b\":{}}}}";
+    struct td_cmd_iter it;
+    td_cmd_iter_init(&it, (uint8_t *)frame, strlen(frame));
+    struct td_cmd cmd;
+    TD_REQUIRE(td_codec_json.decode_next(&it, &cmd) == 1);
+    TD_REQUIRE(cmd.kind == TD_CMD_CONNECT);
+    TD_REQUIRE(cmd.nsubs == 2);
+    TD_CHECK_MEM_STR(cmd.subs[0].channel.p, cmd.subs[0].channel.n, "a");
+    TD_CHECK(cmd.subs[0].recover && cmd.subs[0].offset == 5);
+    TD_CHECK_MEM_STR(cmd.subs[0].epoch.p, cmd.subs[0].epoch.n, "E");
+    TD_CHECK(!cmd.subs[1].recover && cmd.subs[1].offset == 0);
+
+    struct td_connect_sub_result sub = {{"news", 4}, {0}};
+    sub.r.recoverable = true;
+    sub.r.positioned = true;
+    sub.r.epoch = (struct td_str){"EP", 2};
+    sub.r.offset = 7;
+    struct td_connect_result r = {0};
+    r.client = (struct td_str){"c1", 2};
+    r.subs = &sub;
+    r.nsubs = 1;
+    struct td_buf b;
+    td_buf_init(&b);
+    td_codec_json.reply_connect(&b, 1, &r);
+    TD_CHECK_MEM_STR(b.data, b.len,
+                     "{\"id\":1,\"connect\":{\"client\":\"c1\",\"subs\":{\"news\":{\"recoverable\":"
+                     "true,\"epoch\":\"EP\",\"offset\":7,\"positioned\":true}}}}");
+    td_buf_free(&b);
+}

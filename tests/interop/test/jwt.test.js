@@ -9,7 +9,7 @@ const { describe, it, before, after } = require('node:test');
 const WebSocket = require('ws');
 const { Centrifuge } = require('centrifuge');
 
-const { startServer, binPath } = require('../lib/server');
+const { startServer, binPath, apiCall } = require('../lib/server');
 const { testConfig } = require('../lib/config');
 const { ClientPool } = require('../lib/clients');
 const { withTimeout, uniqueChannel, sleep } = require('../lib/util');
@@ -135,6 +135,45 @@ describe('tandem JWT authentication', { timeout: 60000 }, () => {
     sub.subscribe();
     assert.equal((await disconnected).code, 3500);
   });
+
+  for (const mode of ['json', 'protobuf']) {
+  it(`subscribes server-side to the channels claim and recovers those on reconnect (${mode})`, async () => {
+    const channel = uniqueChannel('srv');
+    const C = mode === 'json' ? Centrifuge : require('centrifuge/build/protobuf').Centrifuge;
+    const client = new C(srv.url, { websocket: WebSocket, token: hs256({ sub: '55', channels: [channel] }), minReconnectDelay: 100 });
+    client.on('error', () => {});
+    const dec = (d) => (mode === 'json' ? d : JSON.parse(Buffer.from(d).toString()));
+    const subscribed = [];
+    const pubs = [];
+    client.on('subscribed', (ctx) => subscribed.push(ctx));
+    client.on('publication', (ctx) => pubs.push(ctx));
+    const until = async (pred, what) => {
+      const end = Date.now() + 5000;
+      while (!pred()) {
+        if (Date.now() > end) throw new Error(`timed out: ${what}`);
+        await sleep(20);
+      }
+    };
+    client.connect();
+    await until(() => subscribed.length === 1, 'server-side subscribed event');
+    assert.equal(subscribed[0].channel, channel);
+    assert.equal(subscribed[0].recoverable, true);
+    const p1 = await apiCall(srv, 'publish', { channel, data: { n: 1 } });
+    await until(() => pubs.length === 1, 'first publication');
+    assert.equal(pubs[0].channel, channel);
+    assert.equal(pubs[0].offset, p1.json.result.offset);
+    client.disconnect();
+    await apiCall(srv, 'publish', { channel, data: { n: 2 } });
+    await apiCall(srv, 'publish', { channel, data: { n: 3 } });
+    client.connect();
+    await until(() => subscribed.length === 2, 'resubscribed after reconnect');
+    assert.equal(subscribed[1].wasRecovering, true);
+    assert.equal(subscribed[1].recovered, true);
+    await until(() => pubs.length === 3, 'recovered publications');
+    assert.deepEqual(pubs.map((p) => dec(p.data).n), [1, 2, 3]);
+    client.disconnect();
+  });
+  }
 
   it('tandem gentoken signs a token the server accepts', async () => {
     const cfgFile = require('node:path').join(require('node:os').tmpdir(), `tandem-jwt-${process.pid}.json`);
