@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev clang)
+pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev libsqlite3-dev zlib1g-dev clang)
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 if [ $want_test = 1 ]; then

@@ -21,6 +21,7 @@ static void ns_defaults(struct td_ns_opts *ns)
 {
     memset(ns, 0, sizeof(*ns));
     ns->history_meta_ttl_ms = 720LL * 3600 * 1000; /* 30 days, as Centrifugo */
+    ns->history_durable = true;
 }
 
 void td_config_init(struct td_config *cfg)
@@ -29,6 +30,7 @@ void td_config_init(struct td_config *cfg)
     cfg->address = td_xstrdup("127.0.0.1");
     cfg->port = 8000;
     cfg->data_dir = td_xstrdup("./tandem-data");
+    cfg->store_sync = td_xstrdup("full");
     cfg->log_level = td_xstrdup("info");
     cfg->ping_interval_ms = 25000;
     cfg->pong_timeout_ms = 8000;
@@ -38,6 +40,9 @@ void td_config_init(struct td_config *cfg)
     cfg->recovery_max_publication_limit = 300;
     cfg->queue_max_size = 1024 * 1024;
     cfg->message_size_limit = 65536;
+    cfg->http_stream_max_request_body_size = 65536;
+    cfg->sse_max_request_body_size = 65536;
+    cfg->emulation_max_request_body_size = 65536;
     cfg->api_key = td_xstrdup("");
     cfg->token_hmac_secret_key = td_xstrdup("");
     cfg->token_rsa_public_key = td_xstrdup("");
@@ -60,6 +65,7 @@ void td_config_free(struct td_config *cfg)
 {
     free(cfg->address);
     free(cfg->data_dir);
+    free(cfg->store_sync);
     free(cfg->log_level);
     free(cfg->api_key);
     free(cfg->token_hmac_secret_key);
@@ -150,6 +156,7 @@ static const struct opt cfg_opts[] = {
     {"address", OPT_STRING, CFG(address)},
     {"port", OPT_PORT, CFG(port)},
     {"data_dir", OPT_STRING, CFG(data_dir)},
+    {"store.sync", OPT_STRING, CFG(store_sync)},
     {"log.level", OPT_STRING, CFG(log_level)},
     {"client.insecure", OPT_BOOL, CFG(client_insecure)},
     {"client.allow_anonymous_connect_without_token", OPT_BOOL,
@@ -170,6 +177,11 @@ static const struct opt cfg_opts[] = {
     {"client.token.ecdsa_public_key", OPT_STRING, CFG(token_ecdsa_public_key)},
     {"client.expired_close_delay", OPT_DURATION, CFG(expired_close_delay_ms)},
     {"websocket.message_size_limit", OPT_U32, CFG(message_size_limit)},
+    {"http_stream.enabled", OPT_BOOL, CFG(http_stream_enabled)},
+    {"http_stream.max_request_body_size", OPT_U32, CFG(http_stream_max_request_body_size)},
+    {"sse.enabled", OPT_BOOL, CFG(sse_enabled)},
+    {"sse.max_request_body_size", OPT_U32, CFG(sse_max_request_body_size)},
+    {"emulation.max_request_body_size", OPT_U32, CFG(emulation_max_request_body_size)},
     {"http_api.key", OPT_STRING, CFG(api_key)},
     {"http_api.insecure", OPT_BOOL, CFG(api_insecure)},
     {"http_server.idle_timeout", OPT_DURATION, CFG(http_idle_timeout_ms)},
@@ -183,6 +195,7 @@ static const struct opt ns_opts[] = {
     {"history_size", OPT_U32, NS(history_size)},
     {"history_ttl", OPT_DURATION, NS(history_ttl_ms)},
     {"history_meta_ttl", OPT_DURATION, NS(history_meta_ttl_ms)},
+    {"history_durable", OPT_BOOL, NS(history_durable)},
     {"force_recovery", OPT_BOOL, NS(force_recovery)},
     {"force_positioning", OPT_BOOL, NS(force_positioning)},
     {"allow_recovery", OPT_BOOL, NS(allow_recovery)},

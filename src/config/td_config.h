@@ -18,6 +18,7 @@ struct td_ns_opts {
     uint32_t history_size;
     int64_t history_ttl_ms;
     int64_t history_meta_ttl_ms;
+    bool history_durable; /* history in the durable store (tandem's own key; default true) */
     bool force_recovery;
     bool force_positioning;
     bool allow_recovery;
@@ -42,6 +43,7 @@ struct td_config {
     char *address;
     int port;
     char *data_dir;
+    char *store_sync; /* store.sync: "full" (default), "normal" or "off" (tandem's own key) */
     char *log_level;
 
     bool client_insecure;
@@ -60,6 +62,13 @@ struct td_config {
     uint32_t command_rate_burst; /* client.command_rate_burst: 0 = same as the limit */
 
     uint32_t message_size_limit; /* websocket.message_size_limit */
+
+    /* HTTP-streaming and SSE emulation transports (POST /emulation carries client commands) */
+    bool http_stream_enabled;                   /* http_stream.enabled */
+    uint32_t http_stream_max_request_body_size; /* http_stream.max_request_body_size */
+    bool sse_enabled;                           /* sse.enabled */
+    uint32_t sse_max_request_body_size;         /* sse.max_request_body_size */
+    uint32_t emulation_max_request_body_size;   /* emulation.max_request_body_size */
 
     char *token_hmac_secret_key;    /* client.token.hmac_secret_key */
     char *token_rsa_public_key;     /* client.token.rsa_public_key (PEM) */

@@ -21,6 +21,8 @@ const char *td_strerror(int err)
         return "invalid argument";
     case TD_EUTF8:
         return "invalid UTF-8";
+    case TD_ESTORE:
+        return "storage failure";
     default:
         break;
     }

@@ -16,6 +16,7 @@ enum {
     TD_EEXIST = -10005,    /* the thing already exists */
     TD_EINVAL = -10006,    /* a caller passed an invalid argument or config value */
     TD_EUTF8 = -10007,     /* text is not valid UTF-8 */
+    TD_ESTORE = -10008,    /* the durable store failed (disk, database); nothing was written */
 };
 
 /* td_strerror returns a static, human-readable name for any code above or any -errno. */

@@ -21,6 +21,18 @@ struct client_ctx {
     int64_t now_ms;
 };
 
+/*
+ * A client publish waiting for its result (durable channels answer after the commit). x is
+ * set while td_hub_publish_async runs, so a synchronous result joins this frame's replies.
+ */
+struct td_client_pending {
+    struct td_client_pending *next, *prev;
+    struct td_client *c; /* NULL once the client is gone */
+    struct client_ctx *x;
+    uint32_t id;
+    enum td_cmd_kind kind;
+};
+
 const char td_client_anonymous[1] = "";
 
 struct td_client *td_client_new(struct td_hub *hub, const struct td_codec *codec,
@@ -44,6 +56,9 @@ void td_client_free(struct td_client *c, int64_t now_ms)
 {
     struct td_hub *hub = c->hub;
     c->state = TD_CLIENT_CLOSED;
+    /* Publishes still waiting for the store complete later with nobody to tell. */
+    for (struct td_client_pending *p = c->pending; p != NULL; p = p->next)
+        p->c = NULL;
     while (c->nsubs > 0)
         td_hub_sub_leave(hub, c->subs[c->nsubs - 1], now_ms);
     if (td_map_get(&hub->clients, c->id, strlen(c->id)) == c)
@@ -345,6 +360,12 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
     r.version.n = strlen(TD_VERSION);
     r.ping = cfg->ping_interval_ms > 0 ? ping_s : 0;
     r.pong = cfg->ping_interval_ms > 0 && cfg->pong_timeout_ms > 0;
+    if (c->session != NULL) { /* an emulation client posts its commands naming these */
+        r.session.p = c->session;
+        r.session.n = strlen(c->session);
+        r.node.p = c->hub->node_id;
+        r.node.n = strlen(c->hub->node_id);
+    }
     struct td_connect_sub_result *subs = NULL;
     struct td_publication **wires = NULL;
     size_t nsubs = 0;
@@ -477,6 +498,49 @@ static void cmd_unsubscribe(struct client_ctx *x, const struct td_cmd *cmd)
     reply_empty(x, cmd);
 }
 
+static void pending_unlink(struct td_client_pending *p)
+{
+    if (p->c == NULL)
+        return;
+    if (p->prev != NULL)
+        p->prev->next = p->next;
+    else
+        p->c->pending = p->next;
+    if (p->next != NULL)
+        p->next->prev = p->prev;
+}
+
+static void on_publish_done(void *ud, int status, const struct td_publish_result *res)
+{
+    (void)res; /* the client protocol's PublishResult is empty */
+    struct td_client_pending *p = ud;
+    struct td_client *c = p->c;
+    struct client_ctx *x = p->x;
+    struct td_cmd cmd = {.id = p->id, .kind = p->kind};
+    pending_unlink(p);
+    p->c = NULL;
+    if (x == NULL)
+        free(p); /* completed later: nobody else holds p */
+    if (c == NULL || c->state != TD_CLIENT_CONNECTED)
+        return;
+    uint32_t code = status == 0 ? 0 : TD_ERR_INTERNAL;
+    if (x != NULL) {
+        /* completed inside td_hub_publish_async: join this frame's replies */
+        if (code)
+            reply_error(x, cmd.id, code);
+        else
+            reply_empty(x, &cmd);
+        return;
+    }
+    struct td_buf *b = &c->hub->scratch;
+    td_buf_reset(b);
+    if (code)
+        c->codec->reply_error(b, cmd.id, code, td_hub_error_message(code), true);
+    else
+        c->codec->reply_empty(b, cmd.id, cmd.kind);
+    td_client_send_buf(c, b);
+}
+
 static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
 {
     struct td_client *c = x->c;
@@ -497,11 +561,27 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
     }
     struct td_client_info info;
     td_client_info_fill(c, td_client_find_sub(c, cmd->channel), &info);
-    if (td_hub_publish(c->hub, cmd->channel, cmd->data, &info, x->now_ms, NULL) != 0) {
-        reply_error(x, cmd->id, TD_ERR_UNKNOWN_CHANNEL);
+    struct td_client_pending *p = td_xcalloc(1, sizeof(*p));
+    p->c = c;
+    p->x = x;
+    p->id = cmd->id;
+    p->kind = cmd->kind;
+    p->next = c->pending;
+    if (c->pending != NULL)
+        c->pending->prev = p;
+    c->pending = p;
+    int rv = td_hub_publish_async(c->hub, cmd->channel, cmd->data, &info, TD_STR_NULL, x->now_ms,
+                                  on_publish_done, p);
+    if (rv != 0) {
+        pending_unlink(p);
+        free(p);
+        reply_error(x, cmd->id, rv == TD_ELIMIT ? TD_ERR_LIMIT_EXCEEDED : TD_ERR_UNKNOWN_CHANNEL);
         return;
     }
-    reply_empty(x, cmd);
+    if (p->c == NULL) /* completed during the call: on_publish_done freed nothing yet */
+        free(p);
+    else
+        p->x = NULL;
 }
 
 static void cmd_presence(struct client_ctx *x, const struct td_cmd *cmd, bool stats)

@@ -17,6 +17,13 @@ static int64_t hub_wall_s(void)
     return (int64_t)time(NULL);
 }
 
+static int64_t hub_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* How long an idle channel's epoch and offset survive without history (ms). */
 #define HUB_IDLE_FORGET_MS 60000
 
@@ -63,6 +70,7 @@ void td_hub_init(struct td_hub *hub, const struct td_config *cfg)
     td_buf_init(&hub->scratch);
     td_rand_uuid(hub->node_id);
     hub->wall_s = hub_wall_s;
+    hub->wall_ms = hub_wall_ms;
 }
 
 static void idem_free_all(struct td_channel *ch);
@@ -95,6 +103,26 @@ struct td_channel *td_hub_channel(struct td_hub *hub, struct td_str name)
     return td_map_get(&hub->channels, name.p, name.n);
 }
 
+static void hub_store_submit(struct td_hub *hub, struct td_channel *ch,
+                             enum td_store_op_kind kind);
+
+static struct td_channel *hub_channel_new(struct td_hub *hub, struct td_str name,
+                                          const struct td_ns_opts *ns, int64_t now_ms)
+{
+    struct td_channel *ch;
+    ch = td_xcalloc(1, sizeof(*ch) + name.n + 1); /* the name lives after the struct */
+    ch->name = (char *)(ch + 1);
+    memcpy(ch->name, name.p, name.n);
+    ch->name_len = name.n;
+    ch->ns = ns;
+    ch->has_history = ns->history_size > 0 && ns->history_ttl_ms > 0;
+    ch->durable = ch->has_history && ns->history_durable && hub->store.submit != NULL;
+    td_stream_init(&ch->stream, ch->has_history ? ns->history_size : 0, ns->history_ttl_ms);
+    ch->idle_since_ms = now_ms;
+    td_map_put(&hub->channels, ch->name, ch->name_len, ch);
+    return ch;
+}
+
 struct td_channel *td_hub_channel_get(struct td_hub *hub, struct td_str name, int64_t now_ms)
 {
     struct td_channel *ch = td_map_get(&hub->channels, name.p, name.n);
@@ -103,22 +131,17 @@ struct td_channel *td_hub_channel_get(struct td_hub *hub, struct td_str name, in
     const struct td_ns_opts *ns = td_config_ns_for(hub->cfg, name.p, name.n);
     if (ns == NULL)
         return NULL;
-    ch = td_xcalloc(1, sizeof(*ch) + name.n + 1); /* the name lives after the struct */
-    ch->name = (char *)(ch + 1);
-    memcpy(ch->name, name.p, name.n);
-    ch->name_len = name.n;
-    ch->ns = ns;
-    ch->has_history = ns->history_size > 0 && ns->history_ttl_ms > 0;
-    td_stream_init(&ch->stream, ch->has_history ? ns->history_size : 0, ns->history_ttl_ms);
-    ch->idle_since_ms = now_ms;
-    td_map_put(&hub->channels, ch->name, ch->name_len, ch);
+    ch = hub_channel_new(hub, name, ns, now_ms);
+    /* Record the epoch before anyone can learn it, so it survives a restart. */
+    if (ch->durable)
+        hub_store_submit(hub, ch, TD_STORE_OP_CREATE);
     return ch;
 }
 
 /* A channel with no subscribers is forgotten once nothing in it can be recovered. */
 static bool channel_forgettable(const struct td_channel *ch, int64_t now_ms)
 {
-    if (ch->nsubs > 0 || ch->idem.count > 0)
+    if (ch->nsubs > 0 || ch->idem.count > 0 || ch->npending > 0)
         return false;
     if (ch->has_history) {
         int64_t meta = ch->ns->history_meta_ttl_ms;
@@ -138,6 +161,8 @@ int64_t td_hub_tick(struct td_hub *hub, int64_t now_ms)
         if (ch->idem.count > 0)
             idem_sweep(ch, now_ms);
         if (channel_forgettable(ch, now_ms)) {
+            if (ch->durable)
+                hub_store_submit(hub, ch, TD_STORE_OP_DROP);
             td_map_del(&hub->channels, ch->name, ch->name_len);
             channel_free(ch);
             i--; /* backward-shift deletion may have moved an entry into slot i */
@@ -389,18 +414,124 @@ static void idem_free_all(struct td_channel *ch)
     td_map_free(&ch->idem);
 }
 
-int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str data,
-                        const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
-                        struct td_publish_result *res)
+/*
+ * A store operation in flight. The channel name and idempotency key are copied after the
+ * struct because the channel may be forgotten (DROP) before the store is done.
+ */
+struct hub_op {
+    struct td_store_op op;
+    struct td_pub *pub;
+    td_hub_publish_cb cb;
+    void *cb_ud;
+    char bytes[];
+};
+
+static struct hub_op *hub_op_new(struct td_channel *ch, enum td_store_op_kind kind,
+                                 struct td_str idem_key)
+{
+    struct hub_op *o = td_xcalloc(1, sizeof(*o) + ch->name_len + idem_key.n + 1);
+    memcpy(o->bytes, ch->name, ch->name_len);
+    if (idem_key.n > 0)
+        memcpy(o->bytes + ch->name_len, idem_key.p, idem_key.n);
+    o->op.kind = kind;
+    o->op.channel = o->bytes;
+    o->op.channel_len = ch->name_len;
+    o->op.idem_key = o->bytes + ch->name_len;
+    o->op.idem_key_len = idem_key.n;
+    memcpy(o->op.epoch, ch->stream.epoch, sizeof(o->op.epoch));
+    return o;
+}
+
+static void hub_op_submit(struct td_hub *hub, struct td_channel *ch, struct hub_op *o)
+{
+    if (o->op.kind != TD_STORE_OP_DROP) {
+        o->op.ud = ch;
+        ch->npending++;
+    }
+    hub->stats.store_pending++;
+    hub->store.submit(hub->store.ud, &o->op);
+}
+
+static void hub_store_submit(struct td_hub *hub, struct td_channel *ch,
+                             enum td_store_op_kind kind)
+{
+    hub_op_submit(hub, ch, hub_op_new(ch, kind, TD_STR_NULL));
+}
+
+void td_hub_history_remove(struct td_hub *hub, struct td_channel *ch)
+{
+    td_stream_clear(&ch->stream);
+    if (ch->durable)
+        hub_store_submit(hub, ch, TD_STORE_OP_REMOVE);
+}
+
+static void hub_result(const struct td_channel *ch, uint64_t offset, struct td_publish_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->offset = offset;
+    if (ch->has_history)
+        memcpy(r->epoch, ch->stream.epoch, sizeof(r->epoch));
+}
+
+void td_hub_store_done(struct td_hub *hub, struct td_store_op *op, int64_t now_ms)
+{
+    struct hub_op *o = (struct hub_op *)op;
+    struct td_channel *ch = op->ud; /* NULL for DROP: the channel is gone */
+    hub->stats.store_pending--;
+    if (ch != NULL)
+        ch->npending--;
+    if (op->status != 0)
+        hub->stats.store_failures++;
+    if (op->kind == TD_STORE_OP_PUBLISH) {
+        struct td_publish_result r;
+        if (op->status != 0) {
+            o->cb(o->cb_ud, op->status, NULL);
+        } else if (op->idem_hit) {
+            hub_result(ch, op->offset, &r);
+            o->cb(o->cb_ud, 0, &r);
+        } else {
+            struct td_pub *pub = o->pub;
+            /* The store assigns offsets in submission order, so this is top + 1. */
+            if (op->offset != ch->stream.top + 1)
+                td_stream_clear(&ch->stream);
+            ch->stream.top = op->offset - 1;
+            td_stream_append(&ch->stream, pub, now_ms);
+            hub->stats.publications++;
+            hub_fanout(hub, ch, pub);
+            hub_result(ch, pub->offset, &r);
+            o->cb(o->cb_ud, 0, &r);
+        }
+        td_pub_unref(o->pub);
+    }
+    free(o);
+}
+
+int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
+                         const struct td_client_info *info, struct td_str idem_key,
+                         int64_t now_ms, td_hub_publish_cb cb, void *ud)
 {
     struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
     if (ch == NULL)
         return TD_ENOTFOUND;
+    if (ch->durable) {
+        /* Idempotency keys live in the store too, so a retry after a restart is caught. */
+        struct hub_op *o = hub_op_new(ch, TD_STORE_OP_PUBLISH, idem_key);
+        o->pub = td_pub_new(data, info, now_ms);
+        o->cb = cb;
+        o->cb_ud = ud;
+        int64_t wall = hub->wall_ms();
+        o->op.pub = o->pub;
+        o->op.wall_ms = wall;
+        o->op.expires_ms = wall + ch->ns->history_ttl_ms;
+        o->op.history_size = ch->ns->history_size;
+        o->op.idem_expires_ms = wall + hub->cfg->idempotency_window_ms;
+        hub_op_submit(hub, ch, o);
+        return 0;
+    }
     if (idem_key.n > 0) {
         struct idem_entry *e = td_map_get(&ch->idem, idem_key.p, idem_key.n);
         if (e != NULL && e->expires_ms > now_ms) {
-            if (res != NULL)
-                *res = e->res; /* a retry: the original result, no second publication */
+            cb(ud, 0, &e->res); /* a retry: the original result, no second publication */
             return 0;
         }
         if (ch->idem.count >= TD_HUB_IDEM_MAX_KEYS) {
@@ -415,10 +546,7 @@ int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str
     hub->stats.publications++;
     hub_fanout(hub, ch, pub);
     struct td_publish_result r;
-    memset(&r, 0, sizeof(r));
-    r.offset = pub->offset;
-    if (ch->has_history)
-        memcpy(r.epoch, ch->stream.epoch, sizeof(r.epoch));
+    hub_result(ch, pub->offset, &r);
     td_pub_unref(pub);
     if (idem_key.n > 0) {
         struct idem_entry *e = td_map_get(&ch->idem, idem_key.p, idem_key.n);
@@ -431,13 +559,87 @@ int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str
         e->expires_ms = now_ms + hub->cfg->idempotency_window_ms;
         e->res = r;
     }
-    if (res != NULL)
-        *res = r;
+    cb(ud, 0, &r);
     return 0;
+}
+
+/* Captures the result of a publish that completes synchronously. */
+struct sync_result {
+    bool done;
+    int status;
+    struct td_publish_result res;
+};
+
+static void on_sync_publish(void *ud, int status, const struct td_publish_result *res)
+{
+    struct sync_result *sr = ud;
+    sr->done = true;
+    sr->status = status;
+    if (res != NULL)
+        sr->res = *res;
+}
+
+int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str data,
+                        const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
+                        struct td_publish_result *res)
+{
+    struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
+    if (ch != NULL && ch->durable)
+        return TD_EAGAIN; /* durable channels only publish asynchronously */
+    struct sync_result sr = {0};
+    int rv = td_hub_publish_async(hub, channel, data, info, idem_key, now_ms, on_sync_publish, &sr);
+    if (rv != 0)
+        return rv;
+    if (sr.status == 0 && res != NULL)
+        *res = sr.res;
+    return sr.status;
 }
 
 int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data,
                    const struct td_client_info *info, int64_t now_ms, struct td_publish_result *res)
 {
     return td_hub_publish_idem(hub, channel, data, info, TD_STR_NULL, now_ms, res);
+}
+
+/* ---- restoring from the store ------------------------------------------------------ */
+
+struct td_channel *td_hub_restore_channel(struct td_hub *hub, struct td_str name, const char *epoch,
+                            uint64_t top, int64_t last_pub_wall_ms, int64_t now_ms)
+{
+    const struct td_ns_opts *ns = td_config_ns_for(hub->cfg, name.p, name.n);
+    if (ns == NULL || td_map_get(&hub->channels, name.p, name.n) != NULL)
+        return NULL;
+    struct td_channel *ch = hub_channel_new(hub, name, ns, now_ms);
+    if (!ch->durable || strlen(epoch) != TD_EPOCH_LEN) {
+        td_map_del(&hub->channels, ch->name, ch->name_len);
+        channel_free(ch);
+        return NULL;
+    }
+    memcpy(ch->stream.epoch, epoch, TD_EPOCH_LEN + 1);
+    ch->stream.top = top;
+    int64_t age = hub->wall_ms() - last_pub_wall_ms;
+    ch->stream.last_pub_ms = last_pub_wall_ms > 0 ? now_ms - (age > 0 ? age : 0) : 0;
+    return ch;
+}
+
+void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offset,
+                        int64_t wall_ms, struct td_str data, const struct td_client_info *info,
+                        int64_t now_ms)
+{
+    if (offset == 0 || offset > ch->stream.top)
+        return;
+    int64_t age = hub->wall_ms() - wall_ms;
+    struct td_pub *pub = td_pub_new(data, info, now_ms - (age > 0 ? age : 0));
+    /* History rows are contiguous; if one is missing, keep only what follows the gap. */
+    uint64_t top = ch->stream.top, last_pub = (uint64_t)ch->stream.last_pub_ms;
+    uint64_t prev = ch->stream.count ? ch->stream.ring[(ch->stream.head + ch->stream.count - 1) %
+                                                       ch->stream.size]->offset
+                                     : 0;
+    if (prev != 0 && offset != prev + 1)
+        td_stream_clear(&ch->stream);
+    ch->stream.top = offset - 1;
+    td_stream_append(&ch->stream, pub, pub->time_ms);
+    ch->stream.top = top;
+    ch->stream.last_pub_ms = (int64_t)last_pub;
+    td_pub_unref(pub);
 }

@@ -27,8 +27,10 @@
 #include "core/td_map.h"
 #include "engine/td_stream.h"
 #include "proto/td_proto.h"
+#include "store/td_store.h"
 
 struct td_client;
+struct td_client_pending;
 struct td_hub;
 struct td_jwt_keys;
 
@@ -101,7 +103,9 @@ struct td_channel {
     uint32_t n_json_subs;
     uint32_t n_pb_subs;
     int64_t idle_since_ms; /* when the last subscriber left (0 while subscribed) */
-    struct td_map idem;    /* idempotency key -> remembered publish result */
+    struct td_map idem;    /* idempotency key -> remembered publish result (memory mode) */
+    bool durable;          /* history lives in the durable store */
+    uint32_t npending;     /* store operations in flight; the channel is kept while > 0 */
 };
 
 enum td_client_state { TD_CLIENT_NEW, TD_CLIENT_CONNECTED, TD_CLIENT_CLOSED };
@@ -124,6 +128,11 @@ struct td_client {
     int64_t pong_due_ms;  /* 0 = no pong outstanding */
     int64_t rate_tokens;  /* command budget in thousandths of a command */
     int64_t rate_last_ms; /* when rate_tokens was last refilled */
+    struct td_client_pending *pending; /* publishes waiting for the store (td_client.c) */
+    /* Emulation transports (HTTP-streaming, SSE) set this after td_client_new: the connect
+     * reply then carries it as ConnectResult.session, with the hub's node id as .node.
+     * Borrowed from the transport; NULL for WebSocket. */
+    const char *session;
 };
 
 struct td_hub_stats {
@@ -131,6 +140,18 @@ struct td_hub_stats {
     uint64_t deliveries;
     uint64_t slow_disconnects;
     uint64_t subscriptions; /* current, not a total */
+    uint64_t store_pending; /* store operations in flight */
+    uint64_t store_failures;
+};
+
+/*
+ * The durable store, seen from the hub: submit hands an operation to the store's worker
+ * (ownership passes until the server calls td_hub_store_done with it, on the loop thread, in
+ * submission order).
+ */
+struct td_hub_store {
+    void (*submit)(void *ud, struct td_store_op *op);
+    void *ud;
 };
 
 struct td_hub {
@@ -143,6 +164,8 @@ struct td_hub {
     char node_id[37];
     struct td_jwt_keys *keys; /* token verification keys, NULL if none configured (owned) */
     int64_t (*wall_s)(void);  /* wall clock in Unix seconds, for token expiry (tests override) */
+    int64_t (*wall_ms)(void); /* wall clock in Unix ms, for stored publication times */
+    struct td_hub_store store; /* submit == NULL: every channel keeps history in memory only */
 };
 
 /* td_hub_init prepares an empty hub; cfg is borrowed and must outlive it. */
@@ -195,6 +218,39 @@ int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data
 int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str data,
                         const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
                         struct td_publish_result *res);
+
+/* Completion of an asynchronous publish: status 0 and res, or a negative error code. */
+typedef void (*td_hub_publish_cb)(void *ud, int status, const struct td_publish_result *res);
+
+/*
+ * td_hub_publish_async publishes like td_hub_publish_idem, but in a channel whose history is
+ * durable the publication gets its offset from the store, and is fanned out and reported
+ * only after its commit. Returns 0 when accepted: cb is then called exactly once, possibly
+ * before this returns (memory channels, idempotent retries). Returns TD_ENOTFOUND or
+ * TD_ELIMIT without calling cb. data and info are copied.
+ */
+int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
+                         const struct td_client_info *info, struct td_str idem_key,
+                         int64_t now_ms, td_hub_publish_cb cb, void *ud);
+
+/* td_hub_store_done finishes an operation the store completed (loop thread, FIFO order). */
+void td_hub_store_done(struct td_hub *hub, struct td_store_op *op, int64_t now_ms);
+
+/* td_hub_history_remove drops ch's history (and, if durable, its stored history). */
+void td_hub_history_remove(struct td_hub *hub, struct td_channel *ch);
+
+/*
+ * Restoring from the store at startup: td_hub_restore_channel recreates a durable channel
+ * with its stored epoch and top offset (ignored if its namespace is gone or no longer keeps
+ * durable history) and returns it, or NULL if it was skipped; td_hub_restore_pub appends
+ * one stored publication (in offset order) to such a channel. Times are wall-clock ms.
+ */
+struct td_channel *td_hub_restore_channel(struct td_hub *hub, struct td_str name,
+                                          const char *epoch, uint64_t top,
+                                          int64_t last_pub_wall_ms, int64_t now_ms);
+void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offset,
+                        int64_t wall_ms, struct td_str data, const struct td_client_info *info,
+                        int64_t now_ms);
 
 /* td_hub_channel finds a channel without creating it (NULL if it has no state). */
 struct td_channel *td_hub_channel(struct td_hub *hub, struct td_str name);

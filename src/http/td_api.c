@@ -128,26 +128,94 @@ static int api_channel(struct td_hub *hub, const struct td_json *req, const char
     return 0;
 }
 
-static void api_publish_one(struct td_hub *hub, struct td_str channel, struct td_str data,
-                            struct td_str idem_key, int64_t now_ms, struct td_buf *out)
+/*
+ * Publishes finish asynchronously in durable channels, so publish and broadcast build their
+ * answer in an api_req: one response fragment per channel, filled as results arrive, and
+ * the whole body handed to the caller's callback once the last one is in.
+ */
+struct api_req {
+    td_api_done_cb done;
+    void *ud;
+    bool broadcast;
+    size_t n;
+    size_t remaining; /* fragments still missing, +1 while publishes are being started */
+    struct api_slot *slots;
+};
+
+struct api_slot {
+    struct api_req *r;
+    struct td_buf frag;
+};
+
+static void api_req_settle(struct api_req *r)
 {
-    struct td_publish_result res;
-    int rv = td_hub_publish_idem(hub, channel, data, NULL, idem_key, now_ms, &res);
-    if (rv == TD_ELIMIT) {
-        td_buf_append_str(out, "{\"error\":{\"code\":111,\"message\":\"too many idempotency "
-                               "keys in this channel\",\"temporary\":true}}");
+    if (--r->remaining > 0)
         return;
+    struct td_buf body;
+    td_buf_init(&body);
+    if (r->broadcast)
+        td_buf_append_str(&body, "{\"result\":{\"responses\":[");
+    for (size_t i = 0; i < r->n; i++) {
+        if (i)
+            td_buf_append_byte(&body, ',');
+        td_buf_append(&body, r->slots[i].frag.data, r->slots[i].frag.len);
+        td_buf_free(&r->slots[i].frag);
     }
-    if (rv != 0) {
-        td_buf_append_str(out, "{\"error\":{\"code\":102,\"message\":\"unknown channel\"}}");
+    if (r->broadcast)
+        td_buf_append_str(&body, "]}}");
+    r->done(r->ud, 200, &body);
+    td_buf_free(&body);
+    free(r->slots);
+    free(r);
+}
+
+static void on_api_publish(void *ud, int status, const struct td_publish_result *res)
+{
+    struct api_slot *slot = ud;
+    struct td_buf *out = &slot->frag;
+    if (status != 0) {
+        td_buf_append_str(out, "{\"error\":{\"code\":100,\"message\":\"internal server error: "
+                               "the publication could not be stored\",\"temporary\":true}}");
+    } else {
+        td_buf_append_str(out, "{\"result\":{");
+        if (res->offset) {
+            td_buf_appendf(out, "\"offset\":%llu,\"epoch\":", (unsigned long long)res->offset);
+            td_json_write_string(out, res->epoch, strlen(res->epoch));
+        }
+        td_buf_append_str(out, "}}");
+    }
+    api_req_settle(slot->r);
+}
+
+static void api_publish_one(struct td_hub *hub, struct api_slot *slot, struct td_str channel,
+                            struct td_str data, struct td_str idem_key, int64_t now_ms)
+{
+    int rv = td_hub_publish_async(hub, channel, data, NULL, idem_key, now_ms, on_api_publish,
+                                  slot);
+    if (rv == 0)
         return;
+    if (rv == TD_ELIMIT)
+        td_buf_append_str(&slot->frag, "{\"error\":{\"code\":111,\"message\":\"too many "
+                                       "idempotency keys in this channel\",\"temporary\":true}}");
+    else
+        td_buf_append_str(&slot->frag, "{\"error\":{\"code\":102,\"message\":\"unknown channel\"}}");
+    api_req_settle(slot->r);
+}
+
+static struct api_req *api_req_new(size_t n, bool broadcast, td_api_done_cb done, void *ud)
+{
+    struct api_req *r = td_xcalloc(1, sizeof(*r));
+    r->done = done;
+    r->ud = ud;
+    r->broadcast = broadcast;
+    r->n = n;
+    r->remaining = n + 1;
+    r->slots = td_xcalloc(n, sizeof(*r->slots));
+    for (size_t i = 0; i < n; i++) {
+        r->slots[i].r = r;
+        td_buf_init(&r->slots[i].frag);
     }
-    td_buf_append_str(out, "{\"result\":{");
-    if (res.offset) {
-        td_buf_appendf(out, "\"offset\":%llu,\"epoch\":", (unsigned long long)res.offset);
-        td_json_write_string(out, res.epoch, strlen(res.epoch));
-    }
-    td_buf_append_str(out, "}}");
+    return r;
 }
 
 /* Reads the optional idempotency_key; returns -1 after writing an error if it is not a
@@ -166,8 +234,10 @@ static int api_idem_key(const struct td_json *req, struct td_buf *out, struct td
     return 0;
 }
 
+/* publish and broadcast answer through `done` (returns 0), or return a status when they
+ * answer at once with an error in out. */
 static int api_publish(struct td_hub *hub, const struct td_json *req, int64_t now_ms,
-                       struct td_buf *out)
+                       struct td_buf *out, td_api_done_cb done, void *ud)
 {
     const struct td_ns_opts *ns;
     struct td_str channel;
@@ -181,12 +251,15 @@ static int api_publish(struct td_hub *hub, const struct td_json *req, int64_t no
     struct td_str idem;
     if (api_idem_key(req, out, &idem) != 0)
         return 200;
-    api_publish_one(hub, channel, (struct td_str){data->raw, data->raw_len}, idem, now_ms, out);
-    return 200;
+    struct api_req *r = api_req_new(1, false, done, ud);
+    api_publish_one(hub, &r->slots[0], channel, (struct td_str){data->raw, data->raw_len}, idem,
+                    now_ms);
+    api_req_settle(r);
+    return 0;
 }
 
 static int api_broadcast(struct td_hub *hub, const struct td_json *req, int64_t now_ms,
-                         struct td_buf *out)
+                         struct td_buf *out, td_api_done_cb done, void *ud)
 {
     const struct td_json *chans = td_json_get(req, "channels");
     const struct td_json *data = td_json_get(req, "data");
@@ -208,15 +281,12 @@ static int api_broadcast(struct td_hub *hub, const struct td_json *req, int64_t 
     struct td_str idem;
     if (api_idem_key(req, out, &idem) != 0)
         return 200;
-    td_buf_append_str(out, "{\"result\":{\"responses\":[");
-    for (size_t i = 0; i < chans->n; i++) {
-        if (i)
-            td_buf_append_byte(out, ',');
-        api_publish_one(hub, api_str(&chans->child[i]), (struct td_str){data->raw, data->raw_len},
-                        idem, now_ms, out);
-    }
-    td_buf_append_str(out, "]}}");
-    return 200;
+    struct api_req *r = api_req_new(chans->n, true, done, ud);
+    for (size_t i = 0; i < chans->n; i++)
+        api_publish_one(hub, &r->slots[i], api_str(&chans->child[i]),
+                        (struct td_str){data->raw, data->raw_len}, idem, now_ms);
+    api_req_settle(r);
+    return 0;
 }
 
 static int api_history(struct td_hub *hub, const struct td_json *req, int64_t now_ms,
@@ -286,7 +356,7 @@ static int api_history_remove(struct td_hub *hub, const struct td_json *req, str
         return 200;
     struct td_channel *ch = td_hub_channel(hub, name);
     if (ch != NULL)
-        td_stream_clear(&ch->stream);
+        td_hub_history_remove(hub, ch);
     td_buf_append_str(out, "{\"result\":{}}");
     return 200;
 }
@@ -459,9 +529,12 @@ static int api_channels(struct td_hub *hub, const struct td_json *req, struct td
     return 200;
 }
 
-int td_api_call(struct td_hub *hub, struct td_str method, const char *body, size_t n,
-                int64_t now_ms, int64_t uptime_s, struct td_buf *out)
+void td_api_call(struct td_hub *hub, struct td_str method, const char *body, size_t n,
+                 int64_t now_ms, int64_t uptime_s, td_api_done_cb done, void *ud)
 {
+    struct td_buf outbuf;
+    struct td_buf *out = &outbuf;
+    td_buf_init(out);
     struct td_json_doc doc;
     struct td_json_error jerr;
     td_buf_reset(out);
@@ -470,7 +543,9 @@ int td_api_call(struct td_hub *hub, struct td_str method, const char *body, size
         snprintf(msg, sizeof(msg), "invalid JSON at %u:%u: %s", jerr.line, jerr.col, jerr.msg);
         api_error(out, TD_ERR_BAD_REQUEST, msg);
         td_json_doc_free(&doc);
-        return 400;
+        done(ud, 400, out);
+        td_buf_free(out);
+        return;
     }
     const struct td_json *req = td_json_root(&doc);
     int status;
@@ -479,9 +554,9 @@ int td_api_call(struct td_hub *hub, struct td_str method, const char *body, size
         api_error(out, TD_ERR_BAD_REQUEST, "request body must be a JSON object");
         status = 400;
     } else if (IS("publish")) {
-        status = api_publish(hub, req, now_ms, out);
+        status = api_publish(hub, req, now_ms, out, done, ud);
     } else if (IS("broadcast")) {
-        status = api_broadcast(hub, req, now_ms, out);
+        status = api_broadcast(hub, req, now_ms, out, done, ud);
     } else if (IS("history")) {
         status = api_history(hub, req, now_ms, out);
     } else if (IS("history_remove")) {
@@ -504,5 +579,7 @@ int td_api_call(struct td_hub *hub, struct td_str method, const char *body, size
     }
 #undef IS
     td_json_doc_free(&doc);
-    return status;
+    if (status != 0)
+        done(ud, status, out);
+    td_buf_free(out);
 }

@@ -20,11 +20,15 @@
 /* td_api_authorized checks X-API-Key or "Authorization: apikey KEY" against the config. */
 bool td_api_authorized(const struct td_config *cfg, const struct td_http_request *req);
 
+/* Receives an API answer: the HTTP status and the JSON body (valid during the call only). */
+typedef void (*td_api_done_cb)(void *ud, int status, const struct td_buf *body);
+
 /*
- * td_api_call runs `method` with body[0..n) and writes the response JSON into out.
- * Returns the HTTP status to answer with.
+ * td_api_call runs `method` with body[0..n) and calls done exactly once with the answer:
+ * before returning for most methods, later for publish and broadcast into channels whose
+ * history is durable (the answer waits for the commit).
  */
-int td_api_call(struct td_hub *hub, struct td_str method, const char *body, size_t n,
-                int64_t now_ms, int64_t uptime_s, struct td_buf *out);
+void td_api_call(struct td_hub *hub, struct td_str method, const char *body, size_t n,
+                 int64_t now_ms, int64_t uptime_s, td_api_done_cb done, void *ud);
 
 #endif

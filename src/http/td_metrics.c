@@ -28,4 +28,25 @@ void td_metrics_write(struct td_buf *out, const struct td_metrics *m)
            m->bytes_out_total);
     metric(out, "tandem_uptime_seconds", "gauge", "Seconds since the server started.",
            (unsigned long long)(m->uptime_seconds > 0 ? m->uptime_seconds : 0));
+    if (!m->store_enabled)
+        return;
+    metric(out, "tandem_store_pending", "gauge", "Store operations waiting for their commit.",
+           m->store_pending);
+    metric(out, "tandem_store_committed_operations_total", "counter",
+           "Operations (publications, channel changes) made durable.", m->committed_ops_total);
+    metric(out, "tandem_store_failed_commits_total", "counter",
+           "Store transactions that failed and were rolled back.", m->store_commits_failed);
+    metric(out, "tandem_store_expired_rows_total", "counter",
+           "History rows and idempotency keys removed by expiry.", m->store_expired_rows);
+    const char *h = "tandem_store_commit_seconds";
+    td_buf_appendf(out,
+                   "# HELP %s Time to commit one batch of store operations (group commit).\n"
+                   "# TYPE %s histogram\n",
+                   h, h);
+    for (size_t i = 0; i < m->commit_nbounds; i++)
+        td_buf_appendf(out, "%s_bucket{le=\"%g\"} %llu\n", h, m->commit_bounds[i],
+                       (unsigned long long)m->commit_buckets[i]);
+    unsigned long long count = (unsigned long long)m->commit_buckets[m->commit_nbounds];
+    td_buf_appendf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", h, count,
+                   h, m->commit_sum_seconds, h, count);
 }

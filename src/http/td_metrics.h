@@ -7,6 +7,8 @@
 #ifndef TD_METRICS_H
 #define TD_METRICS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/td_buf.h"
@@ -23,6 +25,17 @@ struct td_metrics {
     uint64_t bytes_in_total;         /* counter */
     uint64_t bytes_out_total;        /* counter */
     int64_t uptime_seconds;          /* gauge */
+    /* durable store (all zero when no namespace keeps durable history) */
+    bool store_enabled;
+    uint64_t store_pending;        /* gauge: operations waiting for a commit */
+    uint64_t store_commits_failed; /* counter */
+    uint64_t store_expired_rows;   /* counter */
+    /* histogram of commit latency: cumulative counts per upper bound, then +Inf */
+    const double *commit_bounds;
+    size_t commit_nbounds;
+    const uint64_t *commit_buckets; /* commit_nbounds + 1 entries */
+    double commit_sum_seconds;
+    uint64_t committed_ops_total; /* counter: operations made durable */
 };
 
 /* td_metrics_write appends the exposition text for m to out. */

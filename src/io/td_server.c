@@ -1,6 +1,7 @@
 #include "io/td_server.h"
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -19,7 +20,10 @@
 #define CONN_CLOSE_TIMEOUT_MS 5000
 #define CONN_MAX_IOV 1024
 
-enum conn_state { CONN_HTTP, CONN_WS, CONN_CLOSING };
+enum conn_state { CONN_HTTP, CONN_WS, CONN_STREAM, CONN_CLOSING };
+
+/* What a STREAM connection sends (td_conn.emu_kind). */
+enum conn_emu_kind { EMU_STREAM_JSON, EMU_STREAM_PB, EMU_SSE };
 
 /* One queued output: an optional WebSocket frame header, then the shared buffer. */
 struct outq_entry {
@@ -49,6 +53,17 @@ struct td_conn {
     struct td_ws_decoder ws;
     struct td_client *client;
     uint8_t ws_opcode;
+    uint8_t emu_kind;                 /* STREAM: enum conn_emu_kind */
+    const struct td_emu_session *emu; /* STREAM: the session, NULL once it is forgotten */
+    struct api_wait *api_wait;        /* HTTP: an API answer still to come; input is held */
+};
+
+/* An API request waiting for the store; conn is NULL once the connection is gone. */
+struct api_wait {
+    struct td_conn *conn;
+    bool keep_alive;
+    bool in_call; /* td_api_call has not returned yet */
+    bool answered;
 };
 
 struct write_req {
@@ -61,6 +76,7 @@ struct write_req {
 
 static const struct td_transport_ops conn_ws_ops;
 static void on_flush_idle(uv_idle_t *h);
+static void conn_emu_forget(struct td_conn *c);
 
 static int64_t conn_now(const struct td_conn *c)
 {
@@ -322,7 +338,12 @@ static void conn_destroy(struct td_conn *c)
         return;
     c->destroyed = true;
     struct td_server *srv = c->srv;
+    if (c->api_wait != NULL) {
+        c->api_wait->conn = NULL;
+        c->api_wait = NULL;
+    }
     if (c->client != NULL) {
+        conn_emu_forget(c);
         td_client_free(c->client, conn_now(c));
         c->client = NULL;
         srv->nws--;
@@ -439,13 +460,103 @@ static void ws_close(void *t, uint32_t code, const char *reason)
 
 static const struct td_transport_ops conn_ws_ops = {ws_send, ws_close};
 
+/* ---- HTTP-streaming and SSE emulation transport ------------------------------------- */
+
+/*
+ * Queues one message unit framed for the stream, without copying it: http_stream puts it in
+ * a chunk (header in the queue entry, the shared trailer as the next entry; JSON lines end
+ * with '\n'), SSE in an event ("data: " header, shared "\n\n" trailer). Only an SSE unit
+ * holding several lines (a batch of replies) is copied, to prefix each line.
+ */
+static void conn_emu_enqueue(struct td_conn *c, struct td_rbuf *unit)
+{
+    struct td_emu *e = &c->srv->emu;
+    if (c->emu_kind == EMU_SSE) {
+        if (td_emu_sse_single_line(unit->data, unit->len)) {
+            conn_enqueue(c, (const uint8_t *)TD_EMU_SSE_PREFIX, TD_EMU_SSE_PREFIX_LEN, unit);
+            conn_enqueue(c, NULL, 0, e->sse_end);
+        } else {
+            struct td_buf b;
+            td_buf_init(&b);
+            td_emu_sse_append(&b, unit->data, unit->len);
+            conn_enqueue_buf(c, &b);
+            td_buf_free(&b);
+        }
+        return;
+    }
+    bool json = c->emu_kind == EMU_STREAM_JSON;
+    if (unit->len == 0 && !json)
+        return; /* a zero-size chunk would end the response */
+    uint8_t hdr[TD_EMU_CHUNK_HDR_MAX];
+    size_t hlen = td_emu_chunk_header(hdr, unit->len + (json ? 1u : 0u));
+    conn_enqueue(c, hdr, hlen, unit);
+    conn_enqueue(c, NULL, 0, json ? e->nl_crlf : e->crlf);
+}
+
+/* Removes the connection's session from the table: later /emulation requests get 404. */
+static void conn_emu_forget(struct td_conn *c)
+{
+    if (c->emu == NULL)
+        return;
+    td_emu_session_del(&c->srv->emu, (struct td_str){c->emu->id, TD_EMU_SESSION_LEN});
+    c->emu = NULL;
+    if (c->client != NULL)
+        c->client->session = NULL;
+}
+
+/* Ends a stream: the disconnect push (emulation has no close frame), then the end of the
+ * response, then FIN. The client reconnects or not according to the push's code. */
+static void conn_emu_close(struct td_conn *c, uint32_t code, const char *reason)
+{
+    if (c->state != CONN_STREAM)
+        return;
+    if (c->client != NULL) {
+        if (code != 0) {
+            struct td_buf b;
+            td_buf_init(&b);
+            c->client->codec->push_disconnect(&b, code, reason);
+            struct td_rbuf *rb = td_rbuf_from(b.data, b.len);
+            conn_emu_enqueue(c, rb);
+            td_rbuf_unref(rb);
+            td_buf_free(&b);
+        }
+        c->client->state = TD_CLIENT_CLOSED;
+    }
+    if (c->emu_kind != EMU_SSE)
+        conn_enqueue(c, NULL, 0, c->srv->emu.last_chunk);
+    conn_emu_forget(c);
+    conn_begin_close(c);
+}
+
+static int emu_send(void *t, struct td_rbuf *unit)
+{
+    struct td_conn *c = t;
+    if (c->state != CONN_STREAM)
+        return 0;
+    if (c->out_bytes + unit->len > c->srv->cfg->queue_max_size) {
+        td_log_info("slow client disconnected", "client=%s queued=%llu", c->client->id,
+                    (unsigned long long)c->out_bytes);
+        conn_emu_close(c, TD_DISC_SLOW, "slow");
+        return TD_ELIMIT;
+    }
+    conn_emu_enqueue(c, unit);
+    return 0;
+}
+
+static void emu_close(void *t, uint32_t code, const char *reason)
+{
+    conn_emu_close(t, code, reason);
+}
+
+static const struct td_transport_ops conn_emu_ops = {emu_send, emu_close};
+
 static void conn_schedule_client(struct td_conn *c)
 {
-    if (c->client == NULL || c->state != CONN_WS)
+    if (c->client == NULL || (c->state != CONN_WS && c->state != CONN_STREAM))
         return;
     int64_t now = conn_now(c);
     int64_t next = td_client_tick(c->client, now);
-    if (c->state != CONN_WS)
+    if (c->state != CONN_WS && c->state != CONN_STREAM)
         return;
     if (next > 0)
         conn_deadline_at(c, next);
@@ -464,7 +575,7 @@ static void on_conn_deadline(struct td_wheel_node *n, void *ud)
 {
     (void)ud;
     struct td_conn *c = (struct td_conn *)((char *)n - offsetof(struct td_conn, deadline));
-    if (c->state == CONN_WS) {
+    if (c->state == CONN_WS || c->state == CONN_STREAM) {
         c->tick_due = true;
         conn_want_flush(c);
     } else {
@@ -600,6 +711,33 @@ static void conn_upgrade_ws(struct td_conn *c, const struct td_http_request *req
     conn_schedule_client(c);
 }
 
+static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+
+static void on_api_done(void *ud, int status, const struct td_buf *body)
+{
+    struct api_wait *w = ud;
+    struct td_conn *c = w->conn;
+    w->answered = true;
+    if (c != NULL) {
+        c->api_wait = NULL;
+        conn_respond(c, status, "application/json", NULL, body->data, body->len, w->keep_alive);
+    }
+    if (w->in_call)
+        return; /* conn_handle_api frees it and carries on with the input */
+    free(w);
+    if (c == NULL || c->destroyed || c->state != CONN_HTTP)
+        return;
+    /* Resume: requests that arrived meanwhile are in c->in. */
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (c->in.len > 0) {
+        size_t used = conn_process(c, c->in.data, c->in.len);
+        if (!c->destroyed)
+            td_buf_consume(&c->in, used);
+    }
+}
+
 static void conn_handle_api(struct td_conn *c, const struct td_http_request *req,
                             const uint8_t *body)
 {
@@ -618,13 +756,22 @@ static void conn_handle_api(struct td_conn *c, const struct td_http_request *req
         conn_respond(c, 401, json, NULL, msg, sizeof(msg) - 1, req->keep_alive);
         return;
     }
-    struct td_buf out;
-    td_buf_init(&out);
     int64_t now = conn_now(c);
-    int status = td_api_call(&srv->hub, method, (const char *)body, (size_t)req->content_length,
-                             now, (now - srv->started_ms) / 1000, &out);
-    conn_respond(c, status, json, NULL, out.data, out.len, req->keep_alive);
-    td_buf_free(&out);
+    struct api_wait *w = td_xcalloc(1, sizeof(*w));
+    w->conn = c;
+    w->keep_alive = req->keep_alive;
+    w->in_call = true;
+    c->api_wait = w;
+    td_api_call(&srv->hub, method, (const char *)body, (size_t)req->content_length, now,
+                (now - srv->started_ms) / 1000, on_api_done, w);
+    w->in_call = false;
+    if (w->answered) {
+        free(w);
+        return;
+    }
+    /* The answer waits for a commit: read nothing more until it is sent, so answers keep
+     * the order of requests and a pipelining client cannot grow our input buffer. */
+    uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
 static void conn_respond_metrics(struct td_conn *c, const struct td_http_request *req)
@@ -646,6 +793,19 @@ static void conn_respond_metrics(struct td_conn *c, const struct td_http_request
     m.bytes_in_total = srv->bytes_in;
     m.bytes_out_total = srv->bytes_out;
     m.uptime_seconds = (conn_now(c) - srv->started_ms) / 1000;
+    struct td_store_stats st;
+    if (srv->store != NULL) {
+        td_store_worker_stats(&srv->store_worker, &st);
+        m.store_enabled = true;
+        m.store_pending = srv->hub.stats.store_pending;
+        m.store_commits_failed = st.failed_commits;
+        m.store_expired_rows = st.expired_rows;
+        m.commit_bounds = td_store_worker_buckets;
+        m.commit_nbounds = TD_STORE_WORKER_NBUCKETS;
+        m.commit_buckets = st.commit_buckets;
+        m.commit_sum_seconds = st.commit_seconds_sum;
+        m.committed_ops_total = st.committed_ops;
+    }
     struct td_buf b;
     td_buf_init(&b);
     td_metrics_write(&b, &m);
@@ -654,12 +814,223 @@ static void conn_respond_metrics(struct td_conn *c, const struct td_http_request
     td_buf_free(&b);
 }
 
+/* ---- HTTP-streaming and SSE endpoints ------------------------------------------------ */
+
+static bool header_is(const struct td_http_request *req, const char *name, const char *lit)
+{
+    const struct td_str *v = td_http_header_get(req, name);
+    if (v == NULL)
+        return false;
+    size_t n = strlen(lit);
+    /* Parameters such as "; charset=..." do not change the media type. */
+    return v->n >= n && strncasecmp(v->p, lit, n) == 0 && (v->n == n || v->p[n] == ';');
+}
+
+/* CORS response headers for a browser request (Origin present and already allowed). */
+static void emu_cors_headers(struct td_buf *b, const struct td_http_request *req)
+{
+    const struct td_str *origin = td_http_header_get(req, "Origin");
+    if (origin == NULL)
+        return;
+    td_buf_appendf(b,
+                   "Access-Control-Allow-Origin: %.*s\r\nAccess-Control-Allow-Credentials: "
+                   "true\r\nVary: Origin\r\n",
+                   (int)origin->n, origin->p);
+    const struct td_str *rh = td_http_header_get(req, "Access-Control-Request-Headers");
+    if (rh != NULL)
+        td_buf_appendf(b, "Access-Control-Allow-Headers: %.*s\r\n", (int)rh->n, rh->p);
+}
+
+/* Answers 204 without a body (and so without Content-Length): a preflight or a delivered
+ * emulation request. */
+static void emu_respond_204(struct td_conn *c, const struct td_http_request *req, const char *extra)
+{
+    struct td_buf b;
+    td_buf_init(&b);
+    td_buf_append_str(&b, "HTTP/1.1 204 No Content\r\n");
+    emu_cors_headers(&b, req);
+    if (extra)
+        td_buf_append_str(&b, extra);
+    td_buf_append_str(&b, req->keep_alive ? "Connection: keep-alive\r\n\r\n"
+                                          : "Connection: close\r\n\r\n");
+    conn_enqueue_buf(c, &b);
+    td_buf_free(&b);
+    if (!req->keep_alive)
+        conn_begin_close(c);
+}
+
+/* Common checks of the emulation endpoints; returns false after answering. */
+static bool emu_request_ok(struct td_conn *c, const struct td_http_request *req,
+                           const char *methods, bool allow_get, uint32_t body_limit)
+{
+    char extra[96];
+    if (str_eq(req->method, "OPTIONS")) {
+        snprintf(extra, sizeof(extra),
+                 "Access-Control-Max-Age: 300\r\nAccess-Control-Allow-Methods: %s\r\n", methods);
+        if (!origin_allowed(c->srv->cfg, req))
+            conn_respond_text(c, 403, "origin not allowed\n", req->keep_alive);
+        else
+            emu_respond_204(c, req, extra);
+        return false;
+    }
+    if (!str_eq(req->method, "POST") && !(allow_get && str_eq(req->method, "GET"))) {
+        snprintf(extra, sizeof(extra), "Allow: %s\r\n", methods);
+        conn_respond(c, 405, "text/plain; charset=utf-8", extra, "method not allowed\n", 19,
+                     req->keep_alive);
+        return false;
+    }
+    if (!origin_allowed(c->srv->cfg, req)) {
+        conn_respond_text(c, 403, "origin not allowed\n", req->keep_alive);
+        return false;
+    }
+    if (req->content_length > body_limit) {
+        conn_respond_text(c, 413, "request body too large\n", false);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * Turns the connection into a stream for a new client whose connect command is frame[0..n)
+ * (writable): response head, session, then the connect handled like a first WebSocket frame.
+ */
+static void conn_emu_start(struct td_conn *c, const struct td_http_request *req,
+                           enum conn_emu_kind kind, uint8_t *frame, size_t n)
+{
+    struct td_server *srv = c->srv;
+    const struct td_codec *codec = kind == EMU_STREAM_PB ? &td_codec_protobuf : &td_codec_json;
+    struct td_buf b;
+    td_buf_init(&b);
+    td_buf_append_str(&b, "HTTP/1.1 200 OK\r\n");
+    if (kind == EMU_SSE)
+        td_buf_append_str(&b, "Content-Type: text/event-stream; charset=utf-8\r\n");
+    else
+        td_buf_appendf(&b, "Content-Type: %s\r\nTransfer-Encoding: chunked\r\n",
+                       kind == EMU_STREAM_PB ? "application/octet-stream" : "application/json");
+    td_buf_append_str(&b,
+                      "Cache-Control: private, no-cache, no-store, must-revalidate, "
+                      "max-age=0\r\nPragma: no-cache\r\nExpires: 0\r\nX-Accel-Buffering: no\r\n");
+    emu_cors_headers(&b, req);
+    /* SSE's body ends when the connection does; a chunked stream ends with its last chunk,
+     * and the connection is not reused after it either. */
+    td_buf_append_str(&b, "Connection: close\r\n\r\n");
+    if (kind == EMU_SSE)
+        td_buf_append_str(&b, "\r\n"); /* a first byte, so that EventSource opens at once */
+    conn_enqueue_buf(c, &b);
+    td_buf_free(&b);
+
+    c->state = CONN_STREAM;
+    c->emu_kind = (uint8_t)kind;
+    int64_t now = conn_now(c);
+    c->client = td_client_new(&srv->hub, codec, &conn_emu_ops, c, now);
+    srv->nws++;
+    c->emu = td_emu_session_add(&srv->emu, c);
+    c->client->session = c->emu->id;
+    if (srv->cfg->max_connections > 0 && srv->nws > srv->cfg->max_connections) {
+        conn_emu_close(c, TD_DISC_CONNECTION_LIMIT, "connection limit");
+        return;
+    }
+    td_client_on_frame(c->client, frame, n, now);
+    conn_schedule_client(c);
+}
+
+/* POST /connection/http_stream, GET|POST /connection/sse (and their preflights). */
+static void conn_handle_emu_stream(struct td_conn *c, const struct td_http_request *req,
+                                   const uint8_t *body, bool sse)
+{
+    const struct td_config *cfg = c->srv->cfg;
+    if (!(sse ? cfg->sse_enabled : cfg->http_stream_enabled)) {
+        conn_respond_text(c, 404, "not found\n", req->keep_alive);
+        return;
+    }
+    uint32_t limit = sse ? cfg->sse_max_request_body_size : cfg->http_stream_max_request_body_size;
+    if (!emu_request_ok(c, req, sse ? "GET, POST, OPTIONS" : "POST, OPTIONS", sse, limit))
+        return;
+    if (req->minor_version == 0) { /* a chunked or long-lived response needs HTTP/1.1 */
+        conn_respond_text(c, 505, "HTTP/1.1 required\n", false);
+        return;
+    }
+    struct td_buf frame;
+    td_buf_init(&frame);
+    enum conn_emu_kind kind = EMU_STREAM_JSON;
+    if (sse && str_eq(req->method, "GET")) {
+        kind = EMU_SSE;
+        size_t cap = req->query.n + 1;
+        td_buf_reserve(&frame, cap);
+        int rv = td_http_query_get(req->query, "cf_connect", (char *)frame.data, cap);
+        if (rv > 0)
+            frame.len = (size_t)rv;
+    } else {
+        if (sse)
+            kind = EMU_SSE;
+        else if (header_is(req, "Content-Type", "application/octet-stream"))
+            kind = EMU_STREAM_PB;
+        td_buf_append(&frame, body, (size_t)req->content_length);
+    }
+    if (frame.len == 0 || frame.len > limit) {
+        conn_respond_text(c, 400,
+                          sse ? "cf_connect or a body with the connect command required\n"
+                              : "connect command required in the body\n",
+                          req->keep_alive);
+    } else {
+        conn_emu_start(c, req, kind, frame.data, frame.len);
+    }
+    td_buf_free(&frame);
+}
+
+/* POST /emulation: one batch of commands for an existing stream session. */
+static void conn_handle_emulation(struct td_conn *c, const struct td_http_request *req,
+                                  const uint8_t *body)
+{
+    struct td_server *srv = c->srv;
+    const struct td_config *cfg = srv->cfg;
+    if (!cfg->sse_enabled && !cfg->http_stream_enabled) {
+        conn_respond_text(c, 404, "not found\n", req->keep_alive);
+        return;
+    }
+    if (!emu_request_ok(c, req, "POST, OPTIONS", false, cfg->emulation_max_request_body_size))
+        return;
+    struct td_buf copy; /* parsed and then decoded in place */
+    td_buf_init(&copy);
+    td_buf_append(&copy, body, (size_t)req->content_length);
+    struct td_emu_request er;
+    int rv = header_is(req, "Content-Type", "application/octet-stream")
+                 ? td_emu_parse_pb(copy.data, copy.len, &er)
+                 : td_emu_parse_json((char *)copy.data, copy.len, &er);
+    if (rv < 0) {
+        conn_respond_text(c, 400, "malformed emulation request\n", req->keep_alive);
+        td_buf_free(&copy);
+        return;
+    }
+    struct td_conn *t = NULL;
+    if (er.node.n == 0 || (er.node.n == strlen(srv->hub.node_id) &&
+                           memcmp(er.node.p, srv->hub.node_id, er.node.n) == 0))
+        t = td_emu_session_get(&srv->emu, er.session);
+    if (t == NULL || t->state != CONN_STREAM || t->client == NULL) {
+        /* No such session (or another node's): the client drops its transport and
+         * reconnects. */
+        conn_respond_text(c, 404, "session not found\n", req->keep_alive);
+        td_buf_free(&copy);
+        return;
+    }
+    td_client_on_frame(t->client, er.data, er.len, conn_now(c));
+    conn_schedule_client(t);
+    td_buf_free(&copy);
+    emu_respond_204(c, req, NULL);
+}
+
 /* Handles one complete request. */
 static void conn_handle_request(struct td_conn *c, const struct td_http_request *req,
                                 const uint8_t *body)
 {
     if (str_eq(req->path, "/connection/websocket")) {
         conn_upgrade_ws(c, req);
+    } else if (str_eq(req->path, "/connection/http_stream")) {
+        conn_handle_emu_stream(c, req, body, false);
+    } else if (str_eq(req->path, "/connection/sse")) {
+        conn_handle_emu_stream(c, req, body, true);
+    } else if (str_eq(req->path, "/emulation")) {
+        conn_handle_emulation(c, req, body);
     } else if (str_eq(req->path, "/metrics")) {
         conn_respond_metrics(c, req);
     } else if (str_eq(req->path, "/health")) {
@@ -703,8 +1074,10 @@ static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n)
     struct td_server *srv = c->srv;
     size_t used = 0;
     while (used < n && !c->destroyed) {
-        if (c->state == CONN_CLOSING)
-            return n;
+        if (c->api_wait != NULL)
+            return used; /* held until the pending API answer is sent */
+        if (c->state == CONN_CLOSING || c->state == CONN_STREAM)
+            return n; /* a stream's client sends nothing more on it */
         if (c->state == CONN_HTTP) {
             struct td_http_limits lim;
             td_http_limits_default(&lim);
@@ -823,6 +1196,116 @@ static void on_hub_timer(uv_timer_t *t)
     td_hub_tick(&srv->hub, (int64_t)uv_now(srv->loop));
 }
 
+/* ---- the durable store ------------------------------------------------------------- */
+
+static bool ns_durable(const struct td_ns_opts *ns)
+{
+    return ns->history_size > 0 && ns->history_ttl_ms > 0 && ns->history_durable;
+}
+
+struct store_load_ctx {
+    struct td_server *srv;
+    struct td_channel *ch;
+    uint64_t channels, pubs;
+};
+
+static void on_load_channel(void *ud, const char *name, size_t len, const char *epoch,
+                            uint64_t top, int64_t last_pub_wall_ms)
+{
+    struct store_load_ctx *x = ud;
+    int64_t now = (int64_t)uv_now(x->srv->loop);
+    x->ch = td_hub_restore_channel(&x->srv->hub, (struct td_str){name, len}, epoch, top,
+                                   last_pub_wall_ms, now);
+    if (x->ch != NULL)
+        x->channels++;
+}
+
+static void on_load_pub(void *ud, uint64_t offset, int64_t wall_ms, struct td_str data,
+                        bool has_info, const struct td_client_info *info)
+{
+    struct store_load_ctx *x = ud;
+    if (x->ch == NULL)
+        return;
+    td_hub_restore_pub(&x->srv->hub, x->ch, offset, wall_ms, data, has_info ? info : NULL,
+                       (int64_t)uv_now(x->srv->loop));
+    x->pubs++;
+}
+
+static void on_store_done(void *ud, struct td_store_op *op)
+{
+    struct td_server *srv = ud;
+    td_hub_store_done(&srv->hub, op, (int64_t)uv_now(srv->loop));
+}
+
+static void server_store_submit(void *ud, struct td_store_op *op)
+{
+    struct td_server *srv = ud;
+    td_store_worker_submit(&srv->store_worker, op);
+}
+
+/* Opens the store and restores history when any namespace keeps durable history. */
+static int server_store_open(struct td_server *srv)
+{
+    const struct td_config *cfg = srv->cfg;
+    bool any = ns_durable(&cfg->without_ns);
+    uint32_t max_size = ns_durable(&cfg->without_ns) ? cfg->without_ns.history_size : 0;
+    for (size_t i = 0; i < cfg->n_namespaces; i++) {
+        if (ns_durable(&cfg->namespaces[i])) {
+            any = true;
+            if (cfg->namespaces[i].history_size > max_size)
+                max_size = cfg->namespaces[i].history_size;
+        }
+    }
+    if (!any)
+        return 0;
+    enum td_store_sync sync;
+    if (strcmp(cfg->store_sync, "full") == 0) {
+        sync = TD_STORE_SYNC_FULL;
+    } else if (strcmp(cfg->store_sync, "normal") == 0) {
+        sync = TD_STORE_SYNC_NORMAL;
+    } else if (strcmp(cfg->store_sync, "off") == 0) {
+        sync = TD_STORE_SYNC_OFF;
+    } else {
+        td_log_error("store.sync must be \"full\", \"normal\" or \"off\"", "value=\"%s\"",
+                     cfg->store_sync);
+        return TD_EINVAL;
+    }
+    char err[512];
+    int rv = td_store_open(cfg->data_dir, sync, &srv->store, err, sizeof(err));
+    if (rv != 0) {
+        td_log_error("cannot open the durable store", "data_dir=\"%s\" err=\"%s\"",
+                     cfg->data_dir, err);
+        return rv;
+    }
+    /* Set before loading: restored channels must see that history is durable. */
+    srv->hub.store.submit = server_store_submit;
+    srv->hub.store.ud = srv;
+    uint64_t t0 = uv_hrtime();
+    struct store_load_ctx x = {.srv = srv};
+    struct td_store_load_cb cb = {on_load_channel, on_load_pub, &x};
+    rv = td_store_load(srv->store, srv->hub.wall_ms(), max_size, &cb, err, sizeof(err));
+    if (rv != 0) {
+        td_log_error("cannot load history from the durable store", "err=\"%s\"", err);
+        return rv;
+    }
+    td_log_info("history restored", "data_dir=\"%s\" channels=%llu publications=%llu ms=%.1f",
+                cfg->data_dir, (unsigned long long)x.channels, (unsigned long long)x.pubs,
+                (double)(uv_hrtime() - t0) / 1e6);
+    rv = td_store_worker_start(&srv->store_worker, srv->loop, srv->store, srv->hub.wall_ms,
+                               on_store_done, srv);
+    if (rv != 0) {
+        td_log_error("cannot start the store thread", "err=\"%s\"", uv_strerror(rv));
+        return rv;
+    }
+    return 0;
+}
+
+static void server_store_close(struct td_server *srv)
+{
+    td_store_worker_stop(&srv->store_worker);
+    srv->hub.store.submit = NULL;
+}
+
 int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_config *cfg)
 {
     memset(srv, 0, sizeof(*srv));
@@ -841,12 +1324,19 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
             return TD_EINVAL;
         }
     }
+    int rv = server_store_open(srv);
+    if (rv != 0) {
+        td_hub_free(&srv->hub);
+        td_store_close(srv->store);
+        return rv;
+    }
     struct sockaddr_storage addr;
-    int rv = uv_ip4_addr(cfg->address, cfg->port, (struct sockaddr_in *)&addr);
+    rv = uv_ip4_addr(cfg->address, cfg->port, (struct sockaddr_in *)&addr);
     if (rv != 0)
         rv = uv_ip6_addr(cfg->address, cfg->port, (struct sockaddr_in6 *)&addr);
     if (rv != 0) {
         td_log_error("invalid address", "address=%s", cfg->address);
+        server_store_close(srv);
         return rv;
     }
     uv_tcp_init(loop, &srv->listener);
@@ -858,6 +1348,7 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
         td_log_error("cannot listen", "address=%s port=%d err=\"%s\"", cfg->address, cfg->port,
                      uv_strerror(rv));
         uv_close((uv_handle_t *)&srv->listener, NULL);
+        server_store_close(srv);
         return rv;
     }
     struct sockaddr_storage bound;
@@ -865,6 +1356,7 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
     uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&bound, &blen);
     srv->bound_port = ntohs(((struct sockaddr_in *)&bound)->sin_port);
 
+    td_emu_init(&srv->emu);
     srv->wheel = td_xmalloc(sizeof(*srv->wheel));
     td_wheel_init(srv->wheel, TD_SERVER_WHEEL_MS, (int64_t)uv_now(loop));
     uv_timer_init(loop, &srv->wheel_timer);
@@ -890,9 +1382,13 @@ void td_server_shutdown(struct td_server *srv)
         return;
     srv->stopping = true;
     uv_close((uv_handle_t *)&srv->listener, NULL);
+    /* Commit what is queued and send those answers before the connections close. */
+    server_store_close(srv);
     for (struct td_conn *c = srv->conns; c != NULL; c = c->next) {
         if (c->state == CONN_WS)
             conn_ws_close(c, TD_DISC_SHUTDOWN, "shutdown");
+        else if (c->state == CONN_STREAM)
+            conn_emu_close(c, TD_DISC_SHUTDOWN, "shutdown");
         else
             conn_begin_close(c);
     }
@@ -907,6 +1403,8 @@ void td_server_free(struct td_server *srv)
     uv_close((uv_handle_t *)&srv->wheel_timer, NULL);
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    td_emu_free(&srv->emu);
     td_hub_free(&srv->hub);
+    td_store_close(srv->store);
     free(srv->wheel);
 }

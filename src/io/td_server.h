@@ -3,8 +3,10 @@
  * the server API and /health, all on one loop thread.
  *
  * Connection states: HTTP (reading request heads; keep-alive) -> WS (after a 101 upgrade on
- * /connection/websocket) -> CLOSING (close frame queued or response final; input ignored,
- * the socket is shut down once output drains, and closed on EOF or after 5 s).
+ * /connection/websocket) or STREAM (an HTTP-streaming or SSE response, whose client sends
+ * further commands in POST /emulation requests on other connections) -> CLOSING (close frame queued
+ * or response final; input ignored, the socket is shut down once output drains, and closed on EOF
+ * or after 5 s).
  *
  * Output: each connection owns a queue of references to immutable buffers (shared
  * publication units plus private replies). Connections with pending output are flushed once
@@ -22,6 +24,8 @@
 
 #include "config/td_config.h"
 #include "engine/td_hub.h"
+#include "io/td_store_worker.h"
+#include "http/td_emulation.h"
 
 struct td_conn;
 struct td_wheel;
@@ -42,10 +46,13 @@ struct td_server {
     struct td_conn *conns;      /* all open connections (doubly linked) */
     struct td_conn *flush_head; /* connections with output to write this iteration */
     uint32_t nconns;
-    uint32_t nws;
+    uint32_t nws;      /* client sessions (WebSocket and emulation) */
+    struct td_emu emu; /* HTTP-streaming / SSE sessions, by session id */
     int64_t started_ms;
     int bound_port;
     bool stopping;
+    struct td_store *store;           /* NULL when no channel keeps durable history */
+    struct td_store_worker store_worker;
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint8_t readbuf[65536]; /* shared by all reads: libuv calls read_cb synchronously */

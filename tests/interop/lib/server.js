@@ -44,11 +44,12 @@ function waitExit(proc, ms) {
 /**
  * Spawns tandem with `config` (an object, written as JSON) plus extra `args`, waits for its
  * "listening" log line, then checks that GET /health answers 200.
- * Resolves to {port, url, httpUrl, proc, stop(), output()}; rejects after 10 s (13 s with
+ * `dataDir` (optional) is used as --data-dir and survives stop(), for restart tests.
+ * Resolves to {port, url, httpUrl, proc, stop(), kill(), output()}; rejects after 10 s (13 s with
  * the health check), or as soon as the process fails to start or exits, with an Error
  * carrying the captured output.
  */
-async function startServer({ config, args = [] } = {}) {
+async function startServer({ config, args = [], dataDir = null } = {}) {
   if (stuckFailure) {
     throw new Error(`an earlier tandem start in this test file failed; not retrying:\n${stuckFailure.message}`);
   }
@@ -69,7 +70,7 @@ async function startServer({ config, args = [] } = {}) {
     '--config', configFile,
     '--port', '0',
     '--address', '127.0.0.1',
-    '--data-dir', path.join(dir, 'data'),
+    '--data-dir', dataDir || path.join(dir, 'data'),
     ...args,
   ];
 
@@ -119,6 +120,14 @@ async function startServer({ config, args = [] } = {}) {
     }
     fs.rmSync(dir, { recursive: true, force: true });
     if (check && problem) throw describeFailure(problem);
+  }
+  // Kills the server with SIGKILL (a crash): no checks; a dataDir passed in is kept.
+  async function kill() {
+    if (stopped) return;
+    stopped = true;
+    proc.kill('SIGKILL');
+    await waitExit(proc, STOP_GRACE_MS);
+    fs.rmSync(dir, { recursive: true, force: true });
   }
   const output = () => captured;
   const describeFailure = (why) =>
@@ -180,6 +189,7 @@ async function startServer({ config, args = [] } = {}) {
     httpUrl: `http://127.0.0.1:${port}`,
     proc,
     stop,
+    kill,
     output,
   };
 }
