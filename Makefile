@@ -1,5 +1,5 @@
 # Friendly front for CMake presets. See README.md.
-.PHONY: all build run test test-unit test-interop asan fuzz bench clean setup setup-test
+.PHONY: all build run test test-unit test-interop asan fuzz bench bench-crdt bench-durable clean setup setup-test
 
 JOBS ?= $(shell nproc)
 
@@ -31,8 +31,10 @@ run: setup build
 test: setup-test build asan
 	ctest --preset dev -j $(JOBS)
 	TANDEM_BIN=$(CURDIR)/build/dev/tandem scripts/test-interop.sh
+	TANDEM_BIN=$(CURDIR)/build/dev/tandem scripts/test-crdt.sh
 	ctest --preset asan -j $(JOBS)
 	TANDEM_BIN=$(CURDIR)/build/asan/tandem scripts/test-interop.sh
+	TANDEM_BIN=$(CURDIR)/build/asan/tandem scripts/test-crdt.sh
 
 fuzz:
 	cmake --preset fuzz >/dev/null
@@ -43,6 +45,17 @@ fuzz:
 bench: build
 	cmake --build --preset dev -j $(JOBS) --target td_loadgen
 	bench/setup.sh && bench/run.sh --quick
+
+# The CRDT engine against yjs, ywasm, loro, diamond-types and automerge on editing traces.
+bench-crdt: build
+	cmake --build --preset dev -j $(JOBS) --target td_crdtbench
+	cd bench/crdt && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; }
+	bench/crdt/run.js
+
+# Durable publish throughput and latency against the in-memory mode.
+bench-durable: build
+	cmake --build --preset dev -j $(JOBS) --target td_loadgen
+	bench/durable.sh
 
 clean:
 	rm -rf build

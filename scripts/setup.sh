@@ -36,4 +36,7 @@ if [ $want_test = 1 ]; then
   if [ ! -d tests/interop/node_modules ] || [ tests/interop/package-lock.json -nt tests/interop/node_modules ]; then
     (cd tests/interop && npm ci --no-audit --no-fund --loglevel=error)
   fi
+  if [ ! -d tests/crdt/node_modules ] || [ tests/crdt/package-lock.json -nt tests/crdt/node_modules ]; then
+    (cd tests/crdt && npm ci --no-audit --no-fund --loglevel=error)
+  fi
 fi

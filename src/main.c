@@ -22,6 +22,7 @@
 #include "core/td_rand.h"
 #include <time.h>
 #include "io/td_server.h"
+#include "cli/td_doc_cli.h"
 
 static void usage(FILE *f)
 {
@@ -30,6 +31,7 @@ static void usage(FILE *f)
                "       tandem genconfig [FILE]\n"
                "       tandem gentoken [--config FILE] --user USER [--ttl SECONDS]\n"
                "       tandem checkconfig FILE\n"
+               "       tandem doc merge|diff|sv|show|stats|replay|edit ... (Yjs documents)\n"
                "       tandem version\n");
 }
 
@@ -187,6 +189,8 @@ int main(int argc, char **argv)
         return cmd_genconfig(argc, argv);
     if (argc > 1 && strcmp(argv[1], "gentoken") == 0)
         return cmd_gentoken(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "doc") == 0)
+        return td_doc_cli_main(argc, argv);
 
     const char *config = NULL, *address = NULL, *port = NULL, *data_dir = NULL, *level = NULL;
     for (int i = 1; i < argc; i++) {

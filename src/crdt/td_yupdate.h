@@ -88,12 +88,12 @@ enum td_yvalue_enc {
 
 struct td_ystruct {
     struct td_yid id;
-    uint64_t len;    /* clock units (UTF-16 units for strings, elements for Any/JSON) */
-    uint8_t kind;    /* enum td_ykind; GC and SKIP carry nothing but id and len */
-    uint8_t flags;   /* TD_YS_* */
-    uint8_t parent;  /* enum td_yparent */
-    uint8_t enc;     /* enum td_yvalue_enc, for JSON/EMBED/FORMAT */
-    uint8_t type_ref; /* enum td_ytype_ref, for TYPE */
+    uint64_t len;               /* clock units (UTF-16 units for strings, elements for Any/JSON) */
+    uint8_t kind;               /* enum td_ykind; GC and SKIP carry nothing but id and len */
+    uint8_t flags;              /* TD_YS_* */
+    uint8_t parent;             /* enum td_yparent */
+    uint8_t enc;                /* enum td_yvalue_enc, for JSON/EMBED/FORMAT */
+    uint8_t type_ref;           /* enum td_ytype_ref, for TYPE */
     struct td_yid origin;       /* if TD_YS_HAS_ORIGIN */
     struct td_yid right_origin; /* if TD_YS_HAS_RIGHT_ORIGIN */
     struct td_yid parent_id;    /* if parent == TD_YP_ID */

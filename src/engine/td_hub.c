@@ -103,8 +103,7 @@ struct td_channel *td_hub_channel(struct td_hub *hub, struct td_str name)
     return td_map_get(&hub->channels, name.p, name.n);
 }
 
-static void hub_store_submit(struct td_hub *hub, struct td_channel *ch,
-                             enum td_store_op_kind kind);
+static void hub_store_submit(struct td_hub *hub, struct td_channel *ch, enum td_store_op_kind kind);
 
 static struct td_channel *hub_channel_new(struct td_hub *hub, struct td_str name,
                                           const struct td_ns_opts *ns, int64_t now_ms)
@@ -452,8 +451,7 @@ static void hub_op_submit(struct td_hub *hub, struct td_channel *ch, struct hub_
     hub->store.submit(hub->store.ud, &o->op);
 }
 
-static void hub_store_submit(struct td_hub *hub, struct td_channel *ch,
-                             enum td_store_op_kind kind)
+static void hub_store_submit(struct td_hub *hub, struct td_channel *ch, enum td_store_op_kind kind)
 {
     hub_op_submit(hub, ch, hub_op_new(ch, kind, TD_STR_NULL));
 }
@@ -507,8 +505,8 @@ void td_hub_store_done(struct td_hub *hub, struct td_store_op *op, int64_t now_m
 }
 
 int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
-                         const struct td_client_info *info, struct td_str idem_key,
-                         int64_t now_ms, td_hub_publish_cb cb, void *ud)
+                         const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
+                         td_hub_publish_cb cb, void *ud)
 {
     struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
     if (ch == NULL)
@@ -604,7 +602,7 @@ int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data
 /* ---- restoring from the store ------------------------------------------------------ */
 
 struct td_channel *td_hub_restore_channel(struct td_hub *hub, struct td_str name, const char *epoch,
-                            uint64_t top, int64_t last_pub_wall_ms, int64_t now_ms)
+                                          uint64_t top, int64_t last_pub_wall_ms, int64_t now_ms)
 {
     const struct td_ns_opts *ns = td_config_ns_for(hub->cfg, name.p, name.n);
     if (ns == NULL || td_map_get(&hub->channels, name.p, name.n) != NULL)
@@ -622,9 +620,8 @@ struct td_channel *td_hub_restore_channel(struct td_hub *hub, struct td_str name
     return ch;
 }
 
-void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offset,
-                        int64_t wall_ms, struct td_str data, const struct td_client_info *info,
-                        int64_t now_ms)
+void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offset, int64_t wall_ms,
+                        struct td_str data, const struct td_client_info *info, int64_t now_ms)
 {
     if (offset == 0 || offset > ch->stream.top)
         return;
@@ -632,9 +629,10 @@ void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offs
     struct td_pub *pub = td_pub_new(data, info, now_ms - (age > 0 ? age : 0));
     /* History rows are contiguous; if one is missing, keep only what follows the gap. */
     uint64_t top = ch->stream.top, last_pub = (uint64_t)ch->stream.last_pub_ms;
-    uint64_t prev = ch->stream.count ? ch->stream.ring[(ch->stream.head + ch->stream.count - 1) %
-                                                       ch->stream.size]->offset
-                                     : 0;
+    uint64_t prev =
+        ch->stream.count
+            ? ch->stream.ring[(ch->stream.head + ch->stream.count - 1) % ch->stream.size]->offset
+            : 0;
     if (prev != 0 && offset != prev + 1)
         td_stream_clear(&ch->stream);
     ch->stream.top = offset - 1;

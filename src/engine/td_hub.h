@@ -124,10 +124,10 @@ struct td_client {
     uint32_t nsubs;
     uint32_t capsubs;
     int64_t created_ms;
-    int64_t next_ping_ms; /* 0 = pings off */
-    int64_t pong_due_ms;  /* 0 = no pong outstanding */
-    int64_t rate_tokens;  /* command budget in thousandths of a command */
-    int64_t rate_last_ms; /* when rate_tokens was last refilled */
+    int64_t next_ping_ms;              /* 0 = pings off */
+    int64_t pong_due_ms;               /* 0 = no pong outstanding */
+    int64_t rate_tokens;               /* command budget in thousandths of a command */
+    int64_t rate_last_ms;              /* when rate_tokens was last refilled */
     struct td_client_pending *pending; /* publishes waiting for the store (td_client.c) */
     /* Emulation transports (HTTP-streaming, SSE) set this after td_client_new: the connect
      * reply then carries it as ConnectResult.session, with the hub's node id as .node.
@@ -162,9 +162,9 @@ struct td_hub {
     struct td_buf scratch;
     struct td_hub_stats stats;
     char node_id[37];
-    struct td_jwt_keys *keys; /* token verification keys, NULL if none configured (owned) */
-    int64_t (*wall_s)(void);  /* wall clock in Unix seconds, for token expiry (tests override) */
-    int64_t (*wall_ms)(void); /* wall clock in Unix ms, for stored publication times */
+    struct td_jwt_keys *keys;  /* token verification keys, NULL if none configured (owned) */
+    int64_t (*wall_s)(void);   /* wall clock in Unix seconds, for token expiry (tests override) */
+    int64_t (*wall_ms)(void);  /* wall clock in Unix ms, for stored publication times */
     struct td_hub_store store; /* submit == NULL: every channel keeps history in memory only */
 };
 
@@ -230,8 +230,8 @@ typedef void (*td_hub_publish_cb)(void *ud, int status, const struct td_publish_
  * TD_ELIMIT without calling cb. data and info are copied.
  */
 int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
-                         const struct td_client_info *info, struct td_str idem_key,
-                         int64_t now_ms, td_hub_publish_cb cb, void *ud);
+                         const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
+                         td_hub_publish_cb cb, void *ud);
 
 /* td_hub_store_done finishes an operation the store completed (loop thread, FIFO order). */
 void td_hub_store_done(struct td_hub *hub, struct td_store_op *op, int64_t now_ms);
@@ -245,12 +245,10 @@ void td_hub_history_remove(struct td_hub *hub, struct td_channel *ch);
  * durable history) and returns it, or NULL if it was skipped; td_hub_restore_pub appends
  * one stored publication (in offset order) to such a channel. Times are wall-clock ms.
  */
-struct td_channel *td_hub_restore_channel(struct td_hub *hub, struct td_str name,
-                                          const char *epoch, uint64_t top,
-                                          int64_t last_pub_wall_ms, int64_t now_ms);
-void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offset,
-                        int64_t wall_ms, struct td_str data, const struct td_client_info *info,
-                        int64_t now_ms);
+struct td_channel *td_hub_restore_channel(struct td_hub *hub, struct td_str name, const char *epoch,
+                                          uint64_t top, int64_t last_pub_wall_ms, int64_t now_ms);
+void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offset, int64_t wall_ms,
+                        struct td_str data, const struct td_client_info *info, int64_t now_ms);
 
 /* td_hub_channel finds a channel without creating it (NULL if it has no state). */
 struct td_channel *td_hub_channel(struct td_hub *hub, struct td_str name);

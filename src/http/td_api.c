@@ -190,15 +190,15 @@ static void on_api_publish(void *ud, int status, const struct td_publish_result 
 static void api_publish_one(struct td_hub *hub, struct api_slot *slot, struct td_str channel,
                             struct td_str data, struct td_str idem_key, int64_t now_ms)
 {
-    int rv = td_hub_publish_async(hub, channel, data, NULL, idem_key, now_ms, on_api_publish,
-                                  slot);
+    int rv = td_hub_publish_async(hub, channel, data, NULL, idem_key, now_ms, on_api_publish, slot);
     if (rv == 0)
         return;
     if (rv == TD_ELIMIT)
         td_buf_append_str(&slot->frag, "{\"error\":{\"code\":111,\"message\":\"too many "
                                        "idempotency keys in this channel\",\"temporary\":true}}");
     else
-        td_buf_append_str(&slot->frag, "{\"error\":{\"code\":102,\"message\":\"unknown channel\"}}");
+        td_buf_append_str(&slot->frag,
+                          "{\"error\":{\"code\":102,\"message\":\"unknown channel\"}}");
     api_req_settle(slot->r);
 }
 

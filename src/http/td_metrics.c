@@ -47,6 +47,6 @@ void td_metrics_write(struct td_buf *out, const struct td_metrics *m)
         td_buf_appendf(out, "%s_bucket{le=\"%g\"} %llu\n", h, m->commit_bounds[i],
                        (unsigned long long)m->commit_buckets[i]);
     unsigned long long count = (unsigned long long)m->commit_buckets[m->commit_nbounds];
-    td_buf_appendf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", h, count,
-                   h, m->commit_sum_seconds, h, count);
+    td_buf_appendf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.9f\n%s_count %llu\n", h, count, h,
+                   m->commit_sum_seconds, h, count);
 }

@@ -65,12 +65,14 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_CHAN_INSERT] = "INSERT INTO channels (name, epoch) VALUES (?1, ?2)",
     [Q_CHAN_UPDATE] = "UPDATE channels SET top = ?2, last_pub_ms = ?3 WHERE id = ?1",
     [Q_CHAN_DELETE] = "DELETE FROM channels WHERE id = ?1",
-    [Q_PUB_INSERT] = "INSERT INTO pubs (chan, off, time_ms, expires_ms, data, has_info, user, "
-                     "client, conn_info, chan_info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    [Q_PUB_INSERT] =
+        "INSERT INTO pubs (chan, off, time_ms, expires_ms, data, has_info, user, "
+        "client, conn_info, chan_info) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     [Q_PUB_TRIM] = "DELETE FROM pubs WHERE chan = ?1 AND off <= ?2",
     [Q_PUB_DELETE_ALL] = "DELETE FROM pubs WHERE chan = ?1",
     [Q_IDEM_GET] = "SELECT off FROM idem WHERE chan = ?1 AND key = ?2 AND expires_ms > ?3",
-    [Q_IDEM_PUT] = "INSERT OR REPLACE INTO idem (chan, key, off, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+    [Q_IDEM_PUT] =
+        "INSERT OR REPLACE INTO idem (chan, key, off, expires_ms) VALUES (?1, ?2, ?3, ?4)",
     [Q_IDEM_DELETE_ALL] = "DELETE FROM idem WHERE chan = ?1",
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -157,8 +159,8 @@ int td_store_open(const char *dir, enum td_store_sync sync, struct td_store **ou
     char *path = td_xmalloc(n);
     snprintf(path, n, "%s/tandem.db", dir);
     struct td_store *st = td_xcalloc(1, sizeof(*st));
-    int rc = sqlite3_open_v2(path, &st->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+    int rc = sqlite3_open_v2(
+        path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     int rv = 0;
     if (rc != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path,
@@ -167,8 +169,8 @@ int td_store_open(const char *dir, enum td_store_sync sync, struct td_store **ou
         goto out;
     }
     sqlite3_busy_timeout(st->db, 5000);
-    static const char *const sync_sql[] = {"PRAGMA synchronous = FULL",
-                                           "PRAGMA synchronous = NORMAL", "PRAGMA synchronous = OFF"};
+    static const char *const sync_sql[] = {
+        "PRAGMA synchronous = FULL", "PRAGMA synchronous = NORMAL", "PRAGMA synchronous = OFF"};
     /* journal_mode returns a row, so sqlite3_exec is fine; a locked or read-only file
      * fails here with a message that names the file. */
     char what[300];
@@ -293,8 +295,8 @@ static void bind_text(sqlite3_stmt *s, int i, const char *p, size_t n)
 
 /* Finds (or, with `create`, inserts) the channel's row; NULL if absent and not created. */
 static struct batch_chan *batch_chan_get(struct td_store *st, struct batch_chan **chans,
-                                         size_t *nchans, size_t *cap,
-                                         const struct td_store_op *op, bool create, int *rv)
+                                         size_t *nchans, size_t *cap, const struct td_store_op *op,
+                                         bool create, int *rv)
 {
     for (size_t i = 0; i < *nchans; i++) {
         struct batch_chan *b = &(*chans)[i];

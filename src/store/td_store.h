@@ -61,17 +61,17 @@ struct td_store_op {
     char epoch[TD_EPOCH_LEN + 1];
     /* PUBLISH inputs */
     const struct td_pub *pub;
-    int64_t wall_ms;          /* publication time (Unix ms) */
-    int64_t expires_ms;       /* wall time after which the history row may go, 0 = never */
-    uint32_t history_size;    /* rows to keep for the channel (0 = none) */
-    const char *idem_key;     /* NULL or empty = no key */
+    int64_t wall_ms;       /* publication time (Unix ms) */
+    int64_t expires_ms;    /* wall time after which the history row may go, 0 = never */
+    uint32_t history_size; /* rows to keep for the channel (0 = none) */
+    const char *idem_key;  /* NULL or empty = no key */
     size_t idem_key_len;
-    int64_t idem_expires_ms;  /* wall time the key stops deduplicating */
+    int64_t idem_expires_ms; /* wall time the key stops deduplicating */
     /* results */
-    int status;       /* 0, or a negative error: the operation did not happen */
-    uint64_t offset;  /* PUBLISH: the assigned offset (or the original one on an idem hit) */
-    bool idem_hit;    /* PUBLISH: a retry; nothing was appended */
-    void *ud;         /* for the caller */
+    int status;      /* 0, or a negative error: the operation did not happen */
+    uint64_t offset; /* PUBLISH: the assigned offset (or the original one on an idem hit) */
+    bool idem_hit;   /* PUBLISH: a retry; nothing was appended */
+    void *ud;        /* for the caller */
 };
 
 /*
