@@ -300,6 +300,25 @@ static const char *jwt_read_claims(const struct td_json *obj, struct td_jwt_clai
             }
         }
     }
+    if ((v = jwt_claim(obj, "subs")) != NULL) {
+        if (v->type != TD_JSON_OBJECT)
+            return "claim subs is not an object";
+        if (v->n > 0) {
+            size_t n0 = c->n_channels, total = n0 + v->n;
+            c->channels = td_xrealloc(c->channels, total * sizeof(*c->channels));
+            c->channel_infos = td_xcalloc(total, sizeof(*c->channel_infos));
+            for (size_t i = 0; i < v->n; i++) {
+                const struct td_json *opts = &v->child[i];
+                if (opts->type != TD_JSON_OBJECT)
+                    return "claim subs has a value that is not an object";
+                c->channels[n0 + i] = td_xstrndup(opts->key, opts->key_len);
+                const struct td_json *info = td_json_get(opts, "info");
+                if (info != NULL)
+                    c->channel_infos[n0 + i] = jwt_raw(info);
+                c->n_channels = n0 + i + 1;
+            }
+        }
+    }
     if ((v = jwt_claim(obj, "info")) != NULL)
         c->info = jwt_raw(v);
     if ((v = jwt_claim(obj, "meta")) != NULL)
@@ -322,6 +341,11 @@ void td_jwt_claims_free(struct td_jwt_claims *c)
         for (size_t i = 0; i < c->n_channels; i++)
             free(c->channels[i]);
         free(c->channels);
+    }
+    if (c->channel_infos != NULL) {
+        for (size_t i = 0; i < c->n_channels; i++)
+            free(c->channel_infos[i]);
+        free(c->channel_infos);
     }
     free(c->meta);
     free(c->data);

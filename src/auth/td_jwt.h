@@ -12,8 +12,9 @@
  * only checks what a token says and how it is typed. Policy that depends on context is
  * the caller's: a connection token must not carry "channel" (Centrifugo answers 3500), a
  * subscription token's "channel", "sub" and "client" must match the connection. Claims
- * not listed in struct td_jwt_claims (aud, iss, jti, b64info, b64data, subs, override)
- * are ignored, whatever their type.
+ * not listed in struct td_jwt_claims (aud, iss, jti, b64info, b64data, override) are
+ * ignored, whatever their type. "subs" (an object: channel -> options) adds its channels to
+ * `channels`, with the options' "info" (any JSON) as the subscription's channel info.
  *
  * Error mapping in the protocol (see the research notes, sections 4.5 and 4.6):
  * TD_JWT_INVALID is disconnect 3500 for a connection token and error 103 for a
@@ -75,10 +76,11 @@ struct td_jwt_claims {
     int64_t nbf;       /* 0 if absent */
     int64_t expire_at; /* 0 if absent; has_expire_at tells presence (0 means "never") */
     bool has_expire_at;
-    char *info;      /* raw JSON text of "info" (any type), NULL if absent */
-    char *channel;   /* NULL if absent (present only in subscription tokens) */
-    char *client;    /* NULL if absent (subscription tokens) */
-    char **channels; /* "channels" (connection tokens): n_channels strings, NULL if none */
+    char *info;           /* raw JSON text of "info" (any type), NULL if absent */
+    char *channel;        /* NULL if absent (present only in subscription tokens) */
+    char *client;         /* NULL if absent (subscription tokens) */
+    char **channels;      /* "channels" then the keys of "subs" (connection tokens), NULL if none */
+    char **channel_infos; /* per entry of channels: raw JSON of subs[ch].info, or NULL */
     size_t n_channels;
     char *meta; /* raw JSON text of "meta", NULL if absent */
     char *data; /* raw JSON text of "data" (subscription tokens), NULL if absent */

@@ -257,7 +257,7 @@ static void client_position(struct client_ctx *x, struct td_channel *ch, bool re
  * closing the client when the channel limit is exceeded (3505, as Centrifugo).
  */
 static bool client_server_subs(struct client_ctx *x, const struct td_cmd *cmd, char **channels,
-                               size_t n, struct td_connect_sub_result *res,
+                               char **infos, size_t n, struct td_connect_sub_result *res,
                                struct td_publication **wires, size_t *nres)
 {
     struct td_client *c = x->c;
@@ -292,7 +292,12 @@ static bool client_server_subs(struct client_ctx *x, const struct td_cmd *cmd, c
         client_position(x, ch, recoverable, positioned, pos != NULL && pos->recover,
                         pos ? pos->epoch : TD_STR_NULL, pos ? pos->offset : 0, &sr->r,
                         &wires[*nres]);
-        td_hub_sub_add(c, ch, ns->join_leave && ns->force_push_join_leave, NULL);
+        char *info = NULL; /* the subs claim's info for this channel; the subscription owns it */
+        if (infos != NULL) {
+            info = infos[i];
+            infos[i] = NULL;
+        }
+        td_hub_sub_add(c, ch, ns->join_leave && ns->force_push_join_leave, info);
         (*nres)++;
     }
     return true;
@@ -307,7 +312,7 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
         return;
     }
     struct td_connect_result r = {0};
-    char **server_channels = NULL;
+    char **server_channels = NULL, **server_infos = NULL;
     size_t n_server_channels = 0;
     bool use_token = cmd->token.n > 0 && (c->hub->keys != NULL || !cfg->client_insecure);
     if (use_token) {
@@ -336,8 +341,10 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
             r.ttl = ttl > 0 ? (uint32_t)ttl : 1;
         }
         server_channels = cl.channels; /* kept until the subscriptions are made */
+        server_infos = cl.channel_infos;
         n_server_channels = cl.n_channels;
         cl.channels = NULL;
+        cl.channel_infos = NULL;
         cl.n_channels = 0;
         td_jwt_claims_free(&cl);
     } else if (!cfg->client_insecure && !cfg->client_allow_anonymous_connect_without_token) {
@@ -373,7 +380,8 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
     if (n_server_channels > 0) {
         subs = td_xcalloc(n_server_channels, sizeof(*subs));
         wires = td_xcalloc(n_server_channels, sizeof(*wires));
-        ok = client_server_subs(x, cmd, server_channels, n_server_channels, subs, wires, &nsubs);
+        ok = client_server_subs(x, cmd, server_channels, server_infos, n_server_channels, subs,
+                                wires, &nsubs);
         r.subs = subs;
         r.nsubs = nsubs;
     }
@@ -385,9 +393,13 @@ static void cmd_connect(struct client_ctx *x, const struct td_cmd *cmd)
         free(wires[i]);
     free(wires);
     free(subs);
-    for (size_t i = 0; i < n_server_channels; i++)
+    for (size_t i = 0; i < n_server_channels; i++) {
         free(server_channels[i]);
+        if (server_infos != NULL)
+            free(server_infos[i]);
+    }
     free(server_channels);
+    free(server_infos);
     if (!ok || nsubs == 0)
         return;
     /* Join pushes follow the connect reply. */

@@ -457,3 +457,76 @@ TD_TEST(hub_idempotent_publish)
     disconnect_client(c, &f, 70001);
     env_free(&e);
 }
+
+/* ---- durable channels: a fake store that completes operations when the test says ---- */
+
+struct fake_store {
+    struct td_store_op *ops[16];
+    int n;
+    uint64_t top;
+};
+
+static void fake_submit(void *ud, struct td_store_op *op)
+{
+    struct fake_store *s = ud;
+    if (s->n < 16)
+        s->ops[s->n++] = op;
+}
+
+/* Completes every queued operation in order as the real store would (or fails them). */
+static void fake_store_run(struct env *e, struct fake_store *s, int status, int64_t now)
+{
+    for (int i = 0; i < s->n; i++) {
+        struct td_store_op *op = s->ops[i];
+        op->status = status;
+        if (status == 0 && op->kind == TD_STORE_OP_PUBLISH)
+            op->offset = ++s->top;
+        td_hub_store_done(&e->hub, op, now);
+    }
+    s->n = 0;
+}
+
+TD_TEST(hub_durable_publish_waits_for_commit)
+{
+    struct env e;
+    env_init(&e);
+    struct fake_store st = {0};
+    e.hub.store.submit = fake_submit;
+    e.hub.store.ud = &st;
+    struct fake_transport sub, pub;
+    struct td_client *cs = connect_client(&e, &sub, 0);
+    struct td_client *cp = connect_client(&e, &pub, 0);
+    send_cmd(cs, "{\"id\":2,\"subscribe\":{\"channel\":\"d\"}}", 0);
+    TD_CHECK(strstr(fake_reply(&sub, 2), "\"epoch\"") != NULL);
+    TD_CHECK_EQ_INT(st.n, 1); /* the channel's epoch is recorded before anyone learns it */
+    TD_CHECK_EQ_INT(st.ops[0]->kind, TD_STORE_OP_CREATE);
+    fake_store_run(&e, &st, 0, 0);
+    fake_reset(&sub);
+
+    send_cmd(cp, "{\"id\":3,\"publish\":{\"channel\":\"d\",\"data\":{\"x\":1}}}", 1);
+    TD_CHECK_EQ_INT(st.n, 1);
+    TD_CHECK_EQ_INT(pub.nsent, 0); /* no reply before the commit */
+    TD_CHECK_EQ_INT(sub.nsent, 0); /* no delivery before the commit */
+    fake_store_run(&e, &st, 0, 2);
+    TD_CHECK(strstr(fake_reply(&pub, 3), "\"publish\":{}") != NULL);
+    TD_CHECK(strstr(fake_last(&sub), "\"offset\":1") != NULL);
+
+    /* a failed commit: error 100 to the publisher, nothing delivered, no offset used */
+    fake_reset(&sub);
+    send_cmd(cp, "{\"id\":4,\"publish\":{\"channel\":\"d\",\"data\":{\"x\":2}}}", 3);
+    fake_store_run(&e, &st, TD_ESTORE, 4);
+    TD_CHECK(strstr(fake_reply(&pub, 4), "\"code\":100") != NULL);
+    TD_CHECK_EQ_INT(sub.nsent, 0);
+    struct td_channel *ch = td_hub_channel(&e.hub, (struct td_str){"d", 1});
+    TD_REQUIRE(ch != NULL);
+    TD_CHECK(ch->stream.top == 1);
+
+    /* a publisher that disconnects before the commit: the publication still goes out */
+    send_cmd(cp, "{\"id\":5,\"publish\":{\"channel\":\"d\",\"data\":{\"x\":3}}}", 5);
+    disconnect_client(cp, &pub, 5);
+    fake_store_run(&e, &st, 0, 6);
+    TD_CHECK(strstr(fake_last(&sub), "\"offset\":2") != NULL);
+    TD_CHECK(ch->stream.top == 2);
+    disconnect_client(cs, &sub, 7);
+    env_free(&e);
+}

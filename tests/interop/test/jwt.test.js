@@ -175,6 +175,28 @@ describe('tandem JWT authentication', { timeout: 60000 }, () => {
   });
   }
 
+  it('subscribes server-side to the subs claim; its info is the subscription channel info', async () => {
+    const channel = uniqueChannel('subs');
+    const other = uniqueChannel('subs');
+    const token = hs256({ sub: '77', subs: { [channel]: { info: { role: 'editor' } } }, channels: [other] });
+    const client = new Centrifuge(srv.url, { websocket: WebSocket, token });
+    client.on('error', () => {});
+    const subscribed = [];
+    const joins = [];
+    client.on('subscribed', (ctx) => subscribed.push(ctx.channel));
+    client.on('join', (ctx) => joins.push(ctx));
+    client.connect();
+    const end = Date.now() + 5000;
+    while (subscribed.length < 2 && Date.now() < end) await sleep(20);
+    assert.deepEqual(subscribed.sort(), [channel, other].sort());
+    // presence shows the channel info from the claim
+    const pres = await apiCall(srv, 'presence', { channel });
+    const infos = Object.values(pres.json.result.presence || {});
+    assert.equal(infos.length, 1);
+    assert.deepEqual(infos[0].chan_info, { role: 'editor' });
+    client.disconnect();
+  });
+
   it('tandem gentoken signs a token the server accepts', async () => {
     const cfgFile = require('node:path').join(require('node:os').tmpdir(), `tandem-jwt-${process.pid}.json`);
     require('node:fs').writeFileSync(cfgFile, JSON.stringify({ client: { token: { hmac_secret_key: SECRET } } }));
