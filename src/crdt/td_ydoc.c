@@ -48,8 +48,10 @@ struct yitem {
     uint8_t kind, flags, pad1, pad2;
 };
 
+/* A block keeps the clocks next to the item indices so lookups never touch the items. */
 struct yblk {
-    uint32_t n, first;
+    uint32_t n;
+    uint32_t clk[YBLK]; /* clk[i] == it[it[i]].clock */
     uint32_t it[YBLK];
 };
 
@@ -59,6 +61,7 @@ struct yclient {
     uint32_t nblk, capblk;
     uint32_t hint, hint_i;
     struct yblk **blk;
+    uint32_t *bfirst; /* bfirst[b] == blk[b]->clk[0], contiguous for the block search */
     uint32_t txn_gen, txn_before;
 };
 
@@ -67,9 +70,13 @@ struct ytype {
     uint32_t name; /* root name (interned), 0 for nested */
     uint32_t start;
     uint32_t length;
-    uint32_t cur_item, cur_index; /* cached position: cur_index countable units before cur_item */
     uint32_t *keys;
     uint32_t nkeys, capkeys;
+    /* Cached position (0: none): cur_index counted units lie before cur_item. cur_hi, if not
+     * 0, is a later item with the same count before it (everything from cur_item up to it is
+     * uncounted, typically a run of tombstones): walks to an index >= cur_index start there,
+     * so a run of tombstones at the cursor is not crossed again on every edit. */
+    uint32_t cur_item, cur_index, cur_hi;
     uint32_t nodename; /* XmlElement nodeName / XmlHook name (interned) */
     uint8_t tref;      /* TD_YT_*, 0xff for a root */
     uint8_t has_format;
@@ -150,6 +157,11 @@ struct td_ydoc {
     size_t npds, cappds;
 
     uint32_t last_root_name, last_root; /* cache for root_of */
+    uint32_t local_ci;                  /* client index of client_id, NOC until it exists */
+    uint32_t ci_hint;                   /* client index client_get tries first */
+    /* last right origin resolved by integrate_struct in this transaction (item indices are
+     * stable until the transaction's merges; splits keep the left part's index) */
+    uint32_t ro_ci, ro_clock, ro_item;
     struct iset s1, s2;
     uint32_t *stack;
     size_t nstack, capstack;
@@ -389,6 +401,13 @@ static uint32_t str_intern(struct td_ydoc *d, const uint8_t *p, size_t n)
  * Items, content arena, clients
  */
 
+/* it_reserve grows the item pool to cap records. */
+static void it_reserve(struct td_ydoc *d, uint32_t cap)
+{
+    d->it = td_xrealloc(d->it, (size_t)cap * sizeof(*d->it));
+    d->capit = cap;
+}
+
 static uint32_t item_new(struct td_ydoc *d)
 {
     uint32_t x;
@@ -396,7 +415,8 @@ static uint32_t item_new(struct td_ydoc *d)
         x = d->freeit;
         d->freeit = d->it[x].right;
     } else {
-        GROW(d->it, d->nit, d->capit, 1);
+        if (d->nit == d->capit)
+            it_reserve(d, d->capit * 2);
         x = d->nit++;
     }
     memset(&d->it[x], 0, sizeof(d->it[x]));
@@ -438,6 +458,8 @@ static uint32_t cb_add(struct td_ydoc *d, const void *p, size_t n)
 
 static uint32_t client_get(const struct td_ydoc *d, uint64_t id)
 {
+    if (d->ci_hint < d->ncl && d->cl[d->ci_hint].id == id)
+        return d->ci_hint;
     uint32_t v = hm_get(&d->clmap, id);
     return v == 0 ? NOC : v - 1;
 }
@@ -445,8 +467,10 @@ static uint32_t client_get(const struct td_ydoc *d, uint64_t id)
 static uint32_t client_ensure(struct td_ydoc *d, uint64_t id)
 {
     uint32_t c = client_get(d, id);
-    if (c != NOC)
+    if (c != NOC) {
+        d->ci_hint = c;
         return c;
+    }
     GROW(d->cl, d->ncl, d->capcl, 1);
     c = d->ncl++;
     memset(&d->cl[c], 0, sizeof(d->cl[c]));
@@ -471,55 +495,69 @@ static inline uint32_t at(const struct yclient *c, struct pos p)
     return c->blk[p.b]->it[p.i];
 }
 
-/* cl_find returns the position of the struct containing clock (clock < state). */
+/* at_clock returns the clock of the struct at p without reading the struct. */
+static inline uint32_t at_clock(const struct yclient *c, struct pos p)
+{
+    return c->blk[p.b]->clk[p.i];
+}
+
+/* blk_end returns the clock right after block b of c. */
+static inline uint32_t blk_end(const struct yclient *c, uint32_t b)
+{
+    return b + 1 < c->nblk ? c->bfirst[b + 1] : c->state;
+}
+
+/* blk_search returns the index of the last clk[] <= clock in block k (clk[0] <= clock). */
+static inline uint32_t blk_search(const struct yblk *k, uint32_t clock)
+{
+    uint32_t lo = 0, n = k->n;
+    while (n > 1) {
+        uint32_t half = n / 2;
+        if (k->clk[lo + half] <= clock)
+            lo += half;
+        n -= half;
+    }
+    return lo;
+}
+
+/* cl_find returns the position of the struct containing clock (clock < state). Structs
+ * cover the clocks without gaps, so the containing struct is the last one whose first clock
+ * is <= clock; only the clock arrays are read. */
 static struct pos cl_find(const struct td_ydoc *d, struct yclient *c, uint32_t clock)
 {
+    (void)d;
     uint32_t b = c->hint;
-    if (b < c->nblk && c->hint_i < c->blk[b]->n) {
-        /* last hit, or the struct right after it */
+    if (b < c->nblk && c->bfirst[b] <= clock && clock < blk_end(c, b)) {
         const struct yblk *k = c->blk[b];
-        const struct yitem *X = &d->it[k->it[c->hint_i]];
-        if (X->clock <= clock) {
-            if (clock < X->clock + X->len)
-                return (struct pos){b, c->hint_i};
-            if (c->hint_i + 1 < k->n) {
-                X = &d->it[k->it[c->hint_i + 1]];
-                if (X->clock <= clock && clock < X->clock + X->len) {
-                    c->hint_i++;
-                    return (struct pos){b, c->hint_i};
-                }
+        uint32_t i = c->hint_i;
+        /* last hit, or the struct right after it */
+        if (i < k->n && k->clk[i] <= clock) {
+            if (i + 1 == k->n || clock < k->clk[i + 1])
+                return (struct pos){b, i};
+            if (i + 2 == k->n || clock < k->clk[i + 2]) {
+                c->hint_i = i + 1;
+                return (struct pos){b, i + 1};
             }
         }
-    }
-    if (!(b < c->nblk && c->blk[b]->first <= clock &&
-          (b + 1 == c->nblk || c->blk[b + 1]->first > clock))) {
-        uint32_t lo = 0, hi = c->nblk; /* find last block with first <= clock */
-        while (hi - lo > 1) {
-            uint32_t mid = (lo + hi) / 2;
-            if (c->blk[mid]->first <= clock)
-                lo = mid;
-            else
-                hi = mid;
+    } else {
+        uint32_t last = c->nblk - 1;
+        if (c->bfirst[last] <= clock) {
+            b = last;
+        } else {
+            uint32_t lo = 0, n = last; /* last block with first <= clock, among [0, last) */
+            while (n > 1) {
+                uint32_t half = n / 2;
+                if (c->bfirst[lo + half] <= clock)
+                    lo += half;
+                n -= half;
+            }
+            b = lo;
         }
-        b = lo;
         c->hint = b;
     }
-    const struct yblk *k = c->blk[b];
-    uint32_t last = k->it[k->n - 1];
-    if (d->it[last].clock <= clock) {
-        c->hint_i = k->n - 1;
-        return (struct pos){b, k->n - 1};
-    }
-    uint32_t lo = 0, hi = k->n - 1;
-    while (hi - lo > 1) {
-        uint32_t mid = (lo + hi) / 2;
-        if (d->it[k->it[mid]].clock <= clock)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    c->hint_i = lo;
-    return (struct pos){b, lo};
+    uint32_t i = blk_search(c->blk[b], clock);
+    c->hint_i = i;
+    return (struct pos){b, i};
 }
 
 static bool pos_prev(const struct yclient *c, struct pos *p)
@@ -558,19 +596,34 @@ static struct pos pos_last(const struct yclient *c)
     return (struct pos){c->nblk - 1, c->blk[c->nblk - 1]->n - 1};
 }
 
+/* blk_insert makes room for a block at index b (blk[b] and bfirst[b] are left to set). */
+static void blk_insert(struct yclient *c, uint32_t b)
+{
+    if (c->nblk == c->capblk) {
+        c->capblk = c->capblk ? c->capblk * 2 : 4;
+        c->blk = td_xrealloc(c->blk, c->capblk * sizeof(*c->blk));
+        c->bfirst = td_xrealloc(c->bfirst, c->capblk * sizeof(*c->bfirst));
+    }
+    memmove(&c->blk[b + 1], &c->blk[b], (c->nblk - b) * sizeof(*c->blk));
+    memmove(&c->bfirst[b + 1], &c->bfirst[b], (c->nblk - b) * sizeof(*c->bfirst));
+    c->nblk++;
+}
+
 static void cl_append(struct td_ydoc *d, uint32_t ci, uint32_t x)
 {
     struct yclient *c = &d->cl[ci];
+    uint32_t clock = d->it[x].clock;
     if (c->nblk == 0 || c->blk[c->nblk - 1]->n == YBLK) {
-        GROW(c->blk, c->nblk, c->capblk, 1);
+        blk_insert(c, c->nblk);
         struct yblk *k = td_xmalloc(sizeof(*k));
         k->n = 0;
-        k->first = d->it[x].clock;
-        c->blk[c->nblk++] = k;
+        c->blk[c->nblk - 1] = k;
+        c->bfirst[c->nblk - 1] = clock;
     }
     struct yblk *k = c->blk[c->nblk - 1];
+    k->clk[k->n] = clock;
     k->it[k->n++] = x;
-    c->state = d->it[x].clock + d->it[x].len;
+    c->state = clock + d->it[x].len;
 }
 
 /* cl_insert_after inserts x right after position p and returns x's position (positions
@@ -579,28 +632,30 @@ static struct pos cl_insert_after(struct td_ydoc *d, uint32_t ci, struct pos p, 
 {
     struct yclient *c = &d->cl[ci];
     struct yblk *k = c->blk[p.b];
-    uint32_t i = p.i + 1;
+    uint32_t i = p.i + 1, b = p.b;
     if (k->n == YBLK) {
-        GROW(c->blk, c->nblk, c->capblk, 1);
-        memmove(&c->blk[p.b + 2], &c->blk[p.b + 1], (c->nblk - p.b - 1) * sizeof(*c->blk));
-        c->nblk++;
+        blk_insert(c, p.b + 1);
         struct yblk *k2 = td_xmalloc(sizeof(*k2));
         k2->n = YBLK / 2;
         memcpy(k2->it, k->it + YBLK / 2, (YBLK / 2) * sizeof(uint32_t));
-        k2->first = d->it[k2->it[0]].clock;
+        memcpy(k2->clk, k->clk + YBLK / 2, (YBLK / 2) * sizeof(uint32_t));
         k->n = YBLK / 2;
         c->blk[p.b + 1] = k2;
+        c->bfirst[p.b + 1] = k2->clk[0];
         if (i > YBLK / 2) {
             k = k2;
             i -= YBLK / 2;
+            b++;
         }
     }
     memmove(&k->it[i + 1], &k->it[i], (k->n - i) * sizeof(uint32_t));
+    memmove(&k->clk[i + 1], &k->clk[i], (k->n - i) * sizeof(uint32_t));
     k->it[i] = x;
+    k->clk[i] = d->it[x].clock;
     k->n++;
     if (i == 0)
-        k->first = d->it[x].clock;
-    return (struct pos){k == c->blk[p.b] ? p.b : p.b + 1, i};
+        c->bfirst[b] = d->it[x].clock;
+    return (struct pos){b, i};
 }
 
 static void cl_remove(struct td_ydoc *d, uint32_t ci, struct pos p)
@@ -608,14 +663,16 @@ static void cl_remove(struct td_ydoc *d, uint32_t ci, struct pos p)
     struct yclient *c = &d->cl[ci];
     struct yblk *k = c->blk[p.b];
     memmove(&k->it[p.i], &k->it[p.i + 1], (k->n - p.i - 1) * sizeof(uint32_t));
+    memmove(&k->clk[p.i], &k->clk[p.i + 1], (k->n - p.i - 1) * sizeof(uint32_t));
     k->n--;
     if (k->n == 0) {
         free(k);
         memmove(&c->blk[p.b], &c->blk[p.b + 1], (c->nblk - p.b - 1) * sizeof(*c->blk));
+        memmove(&c->bfirst[p.b], &c->bfirst[p.b + 1], (c->nblk - p.b - 1) * sizeof(*c->bfirst));
         c->nblk--;
         c->hint = 0;
     } else if (p.i == 0) {
-        k->first = d->it[k->it[0]].clock;
+        c->bfirst[p.b] = k->clk[0];
     }
 }
 
@@ -698,10 +755,16 @@ static bool kind_splittable(uint8_t kind)
 
 static bool is_ascii(const uint8_t *p, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (p[i] & 0x80)
-            return false;
-    return true;
+    uint64_t acc = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        acc |= w;
+    }
+    for (; i < n; i++)
+        acc |= p[i];
+    return (acc & UINT64_C(0x8080808080808080)) == 0;
 }
 
 /* skip_values returns the byte length of the first n values of Any/JSON content. */
@@ -1053,6 +1116,8 @@ static void do_merge(struct td_ydoc *d, uint32_t l, uint32_t r)
         if (!(R->flags & F_ASCII))
             L->flags &= (uint8_t)~F_ASCII;
         struct ytype *T = &d->ty[L->parent];
+        if (T->cur_hi == r || T->cur_item == r)
+            T->cur_hi = 0;
         if (T->cur_item == r) {
             T->cur_item = l;
             if (!(L->flags & F_DELETED) && (L->flags & F_COUNTABLE) && L->psub == 0)
@@ -1105,9 +1170,13 @@ static int cmp_yrange(const void *a, const void *b)
 
 static size_t sort_merge_ranges(struct yrange *r, size_t n)
 {
-    if (n == 0)
-        return 0;
-    qsort(r, n, sizeof(*r), cmp_yrange);
+    if (n <= 1)
+        return n;
+    size_t k = 1;
+    while (k < n && cmp_yrange(&r[k - 1], &r[k]) <= 0)
+        k++;
+    if (k < n) /* often already in order (deletes applied in clock order) */
+        qsort(r, n, sizeof(*r), cmp_yrange);
     size_t w = 0;
     for (size_t i = 1; i < n; i++) {
         struct yrange *a = &r[w];
@@ -1148,7 +1217,7 @@ static void txn_gc_and_merge(struct td_ydoc *d)
         struct pos p = cl_find(d, c, rg.clock + rg.len - 1);
         pos_next(c, &p);
         for (;;) {
-            if (!pos_has_prev(p) || d->it[at(c, p)].clock < rg.clock)
+            if (!pos_has_prev(p) || at_clock(c, p) < rg.clock)
                 break;
             try_merge_lefts(d, rg.client, &p);
             c = &d->cl[rg.client];
@@ -1162,13 +1231,15 @@ static void txn_gc_and_merge(struct td_ydoc *d)
         struct yclient *c = &d->cl[ci];
         if (c->txn_before == c->state)
             continue;
-        struct pos f = cl_find(d, c, c->txn_before);
+        struct pos f = pos_last(c);
+        if (at_clock(c, f) > c->txn_before)
+            f = cl_find(d, c, c->txn_before);
         if (!pos_has_prev(f) && !pos_next(c, &f))
             continue;
-        uint32_t fclock = d->it[at(c, f)].clock;
+        uint32_t fclock = at_clock(c, f);
         struct pos p = pos_last(c);
         for (;;) {
-            if (!pos_has_prev(p) || d->it[at(c, p)].clock < fclock)
+            if (!pos_has_prev(p) || at_clock(c, p) < fclock)
                 break;
             try_merge_lefts(d, ci, &p);
             c = &d->cl[ci];
@@ -1431,13 +1502,26 @@ static void integrate_struct(struct td_ydoc *d, const struct td_ystruct *s, uint
     uint32_t left = 0, right = 0, oc = NOC, ok = 0, rc = NOC, rk = 0;
     if (has_o) {
         uint32_t c = client_get(d, s->origin.client);
-        left = clean_end(d, c, (uint32_t)s->origin.clock);
+        const struct yclient *C = &d->cl[c];
+        if ((uint32_t)s->origin.clock + 1 == C->state)
+            left = at(C, pos_last(C)); /* the client's last struct ends there: no split */
+        else
+            left = clean_end(d, c, (uint32_t)s->origin.clock);
         oc = d->it[left].client;
         ok = d->it[left].clock + d->it[left].len - 1;
     }
     if (has_r) {
         uint32_t c = client_get(d, s->right_origin.client);
-        right = clean_start(d, c, (uint32_t)s->right_origin.clock);
+        uint32_t rclock = (uint32_t)s->right_origin.clock;
+        /* consecutive structs often share their right origin (the parts of a split item) */
+        if (d->ro_item != 0 && d->ro_ci == c && d->ro_clock == rclock) {
+            right = d->ro_item;
+        } else {
+            right = clean_start(d, c, rclock);
+            d->ro_ci = c;
+            d->ro_clock = rclock;
+            d->ro_item = right;
+        }
         rc = d->it[right].client;
         rk = d->it[right].clock;
     }
@@ -1881,7 +1965,7 @@ static void write_client_structs(const struct td_ydoc *d, struct td_yupdate *u, 
     struct yclient *c = &((struct td_ydoc *)d)->cl[ci];
     if (c->nblk == 0 || from >= c->state)
         return;
-    uint32_t first = d->it[c->blk[0]->it[0]].clock;
+    uint32_t first = c->bfirst[0];
     if (from < first)
         from = first;
     struct pos p = cl_find(d, c, from);
@@ -1941,6 +2025,7 @@ static void txn_begin(struct td_ydoc *d, bool local)
     d->ntouched = 0;
     d->ntds = 0;
     d->nms = 0;
+    d->ro_item = 0;
 }
 
 /* txn_write_update appends the transaction's update (writeUpdateMessageFromTransaction). */
@@ -1989,7 +2074,8 @@ static void txn_end(struct td_ydoc *d, int version, struct td_buf *out)
  * Remote updates
  */
 
-static int validate_update(const struct td_ydoc *d, const struct td_yupdate *u, size_t pending_n)
+static int validate_update(const struct td_ydoc *d, const struct td_yupdate *u, size_t pending_n,
+                           size_t *content)
 {
     size_t bytes = 0;
     for (size_t i = 0; i < u->nstructs; i++) {
@@ -2008,8 +2094,7 @@ static int validate_update(const struct td_ydoc *d, const struct td_yupdate *u, 
              s->kind == TD_YK_TYPE || s->kind == TD_YK_DOC) &&
             s->len != 1)
             return TD_EPROTO;
-        if (s->kind == TD_YK_STRING && !td_utf8_valid(s->data.p, s->data.len))
-            return TD_EPROTO;
+        /* STRING content is valid UTF-8: td_yupdate_decode rejects anything else */
         if (s->flags & TD_YS_HAS_ORIGIN) {
             if (s->origin.clock >= MAX_CLOCK)
                 return TD_ELIMIT;
@@ -2041,6 +2126,7 @@ static int validate_update(const struct td_ydoc *d, const struct td_yupdate *u, 
         return TD_ELIMIT;
     if (d->cblen + d->strs.len + 2 * bytes + d->pending.len > d->lim.max_content_bytes)
         return TD_ELIMIT;
+    *content = bytes;
     return 0;
 }
 
@@ -2143,12 +2229,20 @@ int td_ydoc_apply(struct td_ydoc *d, const uint8_t *buf, size_t len, int version
     struct td_yupdate u;
     td_yupdate_init(&u);
     int rv = td_yupdate_decode(&u, buf, len, version);
+    size_t content = 0;
     if (rv == 0)
-        rv = validate_update(d, &u, d->pending.len / 2);
+        rv = validate_update(d, &u, d->pending.len / 2, &content);
     if (rv < 0) {
         td_yupdate_free(&u);
         return rv;
     }
+    /* room for the structs and their content up front (a full state loads without regrowing;
+     * splits may still need a few more items) */
+    uint32_t need = d->nit + (uint32_t)u.nstructs;
+    if (need > d->capit && u.nstructs > 256)
+        it_reserve(d, need + need / 16);
+    if (u.nstructs > 256)
+        cb_reserve(d, content);
     txn_begin(d, false);
     apply_core(d, &u);
     txn_end(d, version, out);
@@ -2178,11 +2272,17 @@ static void local_end(struct td_ydoc *d, bool implicit)
 
 static uint32_t root_of(struct td_ydoc *d, const char *root)
 {
-    size_t n = strlen(root);
     uint32_t s = d->last_root_name;
-    if (s != 0 && d->sv[s].len == n && memcmp(str_ptr(d, s), root, n) == 0)
-        return d->last_root;
-    uint32_t t = root_ensure(d, (const uint8_t *)root, n);
+    if (s != 0) {
+        /* names are short: compare in place instead of strlen + memcmp */
+        const uint8_t *q = str_ptr(d, s);
+        uint32_t n = d->sv[s].len, i = 0;
+        while (i < n && root[i] != '\0' && (uint8_t)root[i] == q[i])
+            i++;
+        if (i == n && root[n] == '\0')
+            return d->last_root;
+    }
+    uint32_t t = root_ensure(d, (const uint8_t *)root, strlen(root));
     d->last_root_name = d->ty[t].name;
     d->last_root = t;
     return t;
@@ -2193,18 +2293,28 @@ static inline bool counted(const struct yitem *X)
     return (X->flags & (F_DELETED | F_COUNTABLE)) == F_COUNTABLE;
 }
 
+/* cache_set records a position of type t after a local edit (see struct ytype). */
+static inline void cache_set(struct td_ydoc *d, uint32_t t, uint32_t item, uint32_t index,
+                             uint32_t hi)
+{
+    struct ytype *T = &d->ty[t];
+    T->cur_item = item;
+    T->cur_index = index;
+    T->cur_hi = hi;
+}
+
 /*
  * find_left walks type t to UTF-16/element index (0 < index <= length), splitting the item
  * the index falls into, and returns the item that ends exactly there (findNextPosition).
  */
 static uint32_t find_left(struct td_ydoc *d, uint32_t t, uint32_t index)
 {
-    struct ytype *T = &d->ty[t];
+    const struct ytype *T = &d->ty[t];
     uint32_t p = T->start, pidx = 0;
     if (T->cur_item != 0) {
         uint32_t dist = T->cur_index > index ? T->cur_index - index : index - T->cur_index;
         if (dist < index) {
-            p = T->cur_item;
+            p = (index >= T->cur_index && T->cur_hi != 0) ? T->cur_hi : T->cur_item;
             pidx = T->cur_index;
         }
     }
@@ -2235,7 +2345,9 @@ static uint32_t new_local_item(struct td_ydoc *d, uint32_t t, uint32_t psub, uin
                                uint32_t right, uint8_t kind, const uint8_t *p, size_t n,
                                uint32_t len)
 {
-    uint32_t ci = client_ensure(d, d->client_id);
+    if (d->local_ci == NOC)
+        d->local_ci = client_ensure(d, d->client_id);
+    uint32_t ci = d->local_ci;
     uint32_t x = item_new(d);
     struct yitem *X = &d->it[x];
     X->client = ci;
@@ -2243,7 +2355,7 @@ static uint32_t new_local_item(struct td_ydoc *d, uint32_t t, uint32_t psub, uin
     X->len = len;
     X->kind = kind;
     X->flags = F_COUNTABLE;
-    if (kind == TD_YK_STRING && is_ascii(p, n))
+    if (kind == TD_YK_STRING && len == n) /* as many UTF-16 units as bytes: ASCII */
         X->flags |= F_ASCII;
     X->left = left;
     X->right = right;
@@ -2272,7 +2384,9 @@ static bool try_extend(struct td_ydoc *d, uint32_t t, uint32_t left, uint32_t ri
 {
     if (left == 0)
         return false;
-    uint32_t ci = client_get(d, d->client_id);
+    if (d->local_ci == NOC)
+        d->local_ci = client_get(d, d->client_id);
+    uint32_t ci = d->local_ci;
     struct yitem *L = &d->it[left];
     if (ci == NOC || L->client != ci || L->clock + L->len != d->cl[ci].state || L->kind != kind ||
         (L->flags & F_DELETED) || L->right != right || L->psub != 0)
@@ -2291,7 +2405,7 @@ static bool try_extend(struct td_ydoc *d, uint32_t t, uint32_t left, uint32_t ri
     L = &d->it[left];
     L->cbytes += (uint32_t)n;
     L->len += len;
-    if (kind == TD_YK_STRING && !is_ascii(p, n))
+    if (kind == TD_YK_STRING && len != n)
         L->flags &= (uint8_t)~F_ASCII;
     d->ty[t].length += len;
     /* the client's struct array ends with L: only the state moves */
@@ -2303,9 +2417,12 @@ int td_ydoc_text_insert(struct td_ydoc *d, const char *root, uint64_t index, con
                         size_t n)
 {
     const uint8_t *p = (const uint8_t *)text;
-    if (!td_utf8_valid(p, n))
-        return TD_EUTF8;
-    size_t u16 = td_lib0_utf16_len(p, n);
+    size_t u16 = n;
+    if (!is_ascii(p, n)) {
+        if (!td_utf8_valid(p, n))
+            return TD_EUTF8;
+        u16 = td_lib0_utf16_len(p, n);
+    }
     uint32_t t = root_of(d, root);
     if (index > d->ty[t].length)
         return TD_EINVAL;
@@ -2323,16 +2440,11 @@ int td_ydoc_text_insert(struct td_ydoc *d, const char *root, uint64_t index, con
         left = right;
         right = d->it[right].right;
     }
-    struct ytype *T;
     if (try_extend(d, t, left, right, TD_YK_STRING, p, n, (uint32_t)u16)) {
-        T = &d->ty[t];
-        T->cur_item = left;
-        T->cur_index = (uint32_t)index + (uint32_t)u16 - d->it[left].len;
+        cache_set(d, t, left, (uint32_t)index + (uint32_t)u16 - d->it[left].len, 0);
     } else {
         uint32_t x = new_local_item(d, t, 0, left, right, TD_YK_STRING, p, n, (uint32_t)u16);
-        T = &d->ty[t];
-        T->cur_item = x;
-        T->cur_index = (uint32_t)index;
+        cache_set(d, t, x, (uint32_t)index, 0);
     }
     local_end(d, implicit);
     return 0;
@@ -2353,20 +2465,22 @@ int td_ydoc_text_delete(struct td_ydoc *d, const char *root, uint64_t index, uin
     uint32_t r = left ? d->it[left].right : d->ty[t].start;
     uint32_t first = r;
     uint32_t rem = (uint32_t)len;
+    bool clean = true; /* everything walked is uncounted now */
     while (rem > 0 && r != 0) {
         struct yitem *R = &d->it[r];
-        if (!(R->flags & F_DELETED) &&
-            (R->kind == TD_YK_STRING || R->kind == TD_YK_EMBED || R->kind == TD_YK_TYPE)) {
-            if (rem < R->len)
-                split_item(d, r, rem, NULL);
-            rem -= d->it[r].len;
-            item_delete(d, r);
+        if (!(R->flags & F_DELETED)) {
+            if (R->kind == TD_YK_STRING || R->kind == TD_YK_EMBED || R->kind == TD_YK_TYPE) {
+                if (rem < R->len)
+                    split_item(d, r, rem, NULL);
+                rem -= d->it[r].len;
+                item_delete(d, r);
+            } else if (R->flags & F_COUNTABLE) {
+                clean = false;
+            }
         }
         r = d->it[r].right;
     }
-    struct ytype *T = &d->ty[t];
-    T->cur_item = first;
-    T->cur_index = (uint32_t)index;
+    cache_set(d, t, first, (uint32_t)index, clean ? r : 0);
     local_end(d, implicit);
     return 0;
 }
@@ -2414,16 +2528,11 @@ int td_ydoc_array_insert(struct td_ydoc *d, const char *root, uint64_t index, co
     }
     uint32_t left = index == 0 ? 0 : find_left(d, t, (uint32_t)index);
     uint32_t right = left ? d->it[left].right : d->ty[t].start;
-    struct ytype *T;
     if (try_extend(d, t, left, right, TD_YK_ANY, any.data, any.len, cnt)) {
-        T = &d->ty[t];
-        T->cur_item = left;
-        T->cur_index = (uint32_t)index + cnt - d->it[left].len;
+        cache_set(d, t, left, (uint32_t)index + cnt - d->it[left].len, 0);
     } else {
         uint32_t x = new_local_item(d, t, 0, left, right, TD_YK_ANY, any.data, any.len, cnt);
-        T = &d->ty[t];
-        T->cur_item = x;
-        T->cur_index = (uint32_t)index;
+        cache_set(d, t, x, (uint32_t)index, 0);
     }
     td_buf_free(&any);
     local_end(d, implicit);
@@ -2454,9 +2563,8 @@ int td_ydoc_array_delete(struct td_ydoc *d, const char *root, uint64_t index, ui
         }
         r = d->it[r].right;
     }
-    struct ytype *T = &d->ty[t];
-    T->cur_item = first;
-    T->cur_index = (uint32_t)index;
+    /* no cur_hi: an array insert goes right after the live item, before any tombstones */
+    cache_set(d, t, first, (uint32_t)index, 0);
     local_end(d, implicit);
     return 0;
 }
@@ -3128,11 +3236,12 @@ struct td_ydoc *td_ydoc_new(uint64_t client_id)
 {
     struct td_ydoc *d = td_xcalloc(1, sizeof(*d));
     d->client_id = client_id;
+    d->local_ci = NOC;
     d->lim.max_update_bytes = (size_t)64 << 20;
     d->lim.max_content_bytes = (size_t)512 << 20;
     d->lim.max_structs = (size_t)32 << 20;
+    it_reserve(d, 1024);
     d->nit = 1;
-    GROW(d->it, 0, d->capit, 1024);
     memset(&d->it[0], 0, sizeof(d->it[0]));
     d->nty = 1;
     GROW(d->ty, 0, d->capty, 16);
@@ -3157,6 +3266,7 @@ void td_ydoc_del(struct td_ydoc *d)
         for (uint32_t b = 0; b < d->cl[i].nblk; b++)
             free(d->cl[i].blk[b]);
         free(d->cl[i].blk);
+        free(d->cl[i].bfirst);
     }
     for (uint32_t t = 0; t < d->nty; t++)
         free(d->ty[t].keys);
@@ -3212,7 +3322,7 @@ void td_ydoc_stats(const struct td_ydoc *d, struct td_ydoc_stats *st)
         const struct yclient *c = &d->cl[i];
         if (c->state > 0)
             st->clients++;
-        mem += c->capblk * sizeof(void *) + c->nblk * sizeof(struct yblk);
+        mem += c->capblk * (sizeof(void *) + 4) + c->nblk * sizeof(struct yblk);
         for (uint32_t b = 0; b < c->nblk; b++) {
             for (uint32_t k = 0; k < c->blk[b]->n; k++) {
                 const struct yitem *X = &d->it[c->blk[b]->it[k]];
@@ -3247,11 +3357,11 @@ int td_ydoc_check(const struct td_ydoc *d)
         uint32_t clock = 0;
         for (uint32_t b = 0; b < c->nblk; b++) {
             const struct yblk *k = c->blk[b];
-            if (k->n == 0 || k->first != d->it[k->it[0]].clock)
+            if (k->n == 0 || c->bfirst[b] != k->clk[0])
                 return -__LINE__;
             for (uint32_t i = 0; i < k->n; i++) {
                 const struct yitem *X = &d->it[k->it[i]];
-                if (X->clock != clock || X->client != ci || X->len == 0)
+                if (X->clock != clock || k->clk[i] != clock || X->client != ci || X->len == 0)
                     return -__LINE__;
                 clock += X->len;
             }

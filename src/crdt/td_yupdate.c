@@ -165,6 +165,31 @@ static bool valid_utf8(struct td_ybytes b)
     return td_utf8_valid(b.p, b.len);
 }
 
+/* utf8_utf16_len checks that p[0..n) is UTF-8 and sets *u16 to its UTF-16 length (one pass
+ * over the ASCII prefix, which is most text); returns 0 or TD_EPROTO. */
+static int utf8_utf16_len(const uint8_t *p, size_t n, uint64_t *u16)
+{
+    size_t i = 0;
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        if (w & UINT64_C(0x8080808080808080))
+            break;
+        i += 8;
+    }
+    while (i < n && p[i] < 0x80)
+        i++;
+    if (i == n) {
+        *u16 = n;
+        return 0;
+    }
+    /* p[0..i) is ASCII, so validation can start at i */
+    if (!td_utf8_valid(p + i, n - i))
+        return TD_EPROTO;
+    *u16 = i + td_lib0_utf16_len(p + i, n - i);
+    return 0;
+}
+
 static bool valid_json_text(struct td_ybytes b)
 {
     return td_json_valid((const char *)b.p, b.len);
@@ -290,9 +315,9 @@ static int decode_item_v1(struct td_lib0_reader *r, uint8_t info, struct td_ystr
         s->len = 1;
         return td_lib0_read_varbytes(r, &s->data);
     case TD_YK_STRING:
-        if (read_str_v1(r, &s->data) < 0)
+        if (td_lib0_read_varstring(r, &s->data) < 0 ||
+            utf8_utf16_len(s->data.p, s->data.len, &s->len) < 0)
             return TD_EPROTO;
-        s->len = td_lib0_utf16_len(s->data.p, s->data.len);
         return 0;
     case TD_YK_FORMAT:
         if (read_str_v1(r, &s->key) < 0)
