@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake ninja-build pkg-config libuv1-dev libssl-dev libsqlite3-dev zlib1g-dev clang)
+pkgs+=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev)  # QUIC/HTTP3 (WebTransport)
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 if [ $want_test = 1 ]; then

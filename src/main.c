@@ -23,6 +23,7 @@
 #include <time.h>
 #include "io/td_server.h"
 #include "cli/td_doc_cli.h"
+#include "cli/td_gencert.h"
 
 static void usage(FILE *f)
 {
@@ -32,6 +33,7 @@ static void usage(FILE *f)
                "       tandem gentoken [--config FILE] --user USER [--ttl SECONDS]\n"
                "       tandem checkconfig FILE\n"
                "       tandem doc merge|diff|sv|show|stats|replay|edit ... (Yjs documents)\n"
+               "       tandem gencert [--days N] --out DIR   (WebTransport test certificate)\n"
                "       tandem version\n");
 }
 
@@ -191,6 +193,8 @@ int main(int argc, char **argv)
         return cmd_gentoken(argc, argv);
     if (argc > 1 && strcmp(argv[1], "doc") == 0)
         return td_doc_cli_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], "gencert") == 0)
+        return td_gencert_main(argc, argv);
 
     const char *config = NULL, *address = NULL, *port = NULL, *data_dir = NULL, *level = NULL;
     for (int i = 1; i < argc; i++) {
