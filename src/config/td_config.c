@@ -43,6 +43,8 @@ void td_config_init(struct td_config *cfg)
     cfg->http_stream_max_request_body_size = 65536;
     cfg->sse_max_request_body_size = 65536;
     cfg->emulation_max_request_body_size = 65536;
+    cfg->tls_cert_file = td_xstrdup("");
+    cfg->tls_key_file = td_xstrdup("");
     cfg->api_key = td_xstrdup("");
     cfg->token_hmac_secret_key = td_xstrdup("");
     cfg->token_rsa_public_key = td_xstrdup("");
@@ -53,6 +55,11 @@ void td_config_init(struct td_config *cfg)
     cfg->channel_max_length = 255;
     cfg->idempotency_window_ms = 300000;
     cfg->namespace_boundary = ':';
+    cfg->yjs_enabled = true;
+    cfg->yjs_max_update_size = 8u << 20;
+    cfg->yjs_max_document_size = 64u << 20;
+    cfg->yjs_idle_unload_ms = 30000;
+    cfg->yjs_compact_every = 500;
     ns_defaults(&cfg->without_ns);
 }
 
@@ -71,6 +78,8 @@ void td_config_free(struct td_config *cfg)
     free(cfg->token_hmac_secret_key);
     free(cfg->token_rsa_public_key);
     free(cfg->token_ecdsa_public_key);
+    free(cfg->tls_cert_file);
+    free(cfg->tls_key_file);
     for (size_t i = 0; i < cfg->n_allowed_origins; i++)
         free(cfg->allowed_origins[i]);
     free(cfg->allowed_origins);
@@ -182,11 +191,19 @@ static const struct opt cfg_opts[] = {
     {"sse.enabled", OPT_BOOL, CFG(sse_enabled)},
     {"sse.max_request_body_size", OPT_U32, CFG(sse_max_request_body_size)},
     {"emulation.max_request_body_size", OPT_U32, CFG(emulation_max_request_body_size)},
+    {"webtransport.enabled", OPT_BOOL, CFG(webtransport_enabled)},
+    {"tls.cert_file", OPT_STRING, CFG(tls_cert_file)},
+    {"tls.key_file", OPT_STRING, CFG(tls_key_file)},
     {"http_api.key", OPT_STRING, CFG(api_key)},
     {"http_api.insecure", OPT_BOOL, CFG(api_insecure)},
     {"http_server.idle_timeout", OPT_DURATION, CFG(http_idle_timeout_ms)},
     {"channel.max_length", OPT_U32, CFG(channel_max_length)},
     {"channel.idempotency_window", OPT_DURATION, CFG(idempotency_window_ms)},
+    {"yjs.enabled", OPT_BOOL, CFG(yjs_enabled)},
+    {"yjs.max_update_size", OPT_U32, CFG(yjs_max_update_size)},
+    {"yjs.max_document_size", OPT_U64, CFG(yjs_max_document_size)},
+    {"yjs.idle_unload", OPT_DURATION, CFG(yjs_idle_unload_ms)},
+    {"yjs.compact_every", OPT_U32, CFG(yjs_compact_every)},
 };
 #undef CFG
 

@@ -70,6 +70,12 @@ struct td_config {
     uint32_t sse_max_request_body_size;         /* sse.max_request_body_size */
     uint32_t emulation_max_request_body_size;   /* emulation.max_request_body_size */
 
+    /* WebTransport over HTTP/3 (docs/webtransport.md). Not served yet: the QUIC layer exists
+     * (src/quic/) but is not wired into the server. */
+    bool webtransport_enabled; /* webtransport.enabled (Centrifugo's name; default false) */
+    char *tls_cert_file;       /* tls.cert_file: PEM certificate chain for QUIC/TLS */
+    char *tls_key_file;        /* tls.key_file: PEM private key for tls.cert_file */
+
     char *token_hmac_secret_key;    /* client.token.hmac_secret_key */
     char *token_rsa_public_key;     /* client.token.rsa_public_key (PEM) */
     char *token_ecdsa_public_key;   /* client.token.ecdsa_public_key (PEM) */
@@ -83,6 +89,13 @@ struct td_config {
     uint32_t channel_max_length;
     int64_t idempotency_window_ms; /* channel.idempotency_window (tandem's own key) */
     char namespace_boundary;
+
+    /* Yjs rooms on /yjs/<room> (tandem's own keys, docs/yjs.md) */
+    bool yjs_enabled;               /* yjs.enabled (default true) */
+    uint32_t yjs_max_update_size;   /* yjs.max_update_size: one y-protocols message, bytes */
+    uint64_t yjs_max_document_size; /* yjs.max_document_size: content bytes of a document */
+    int64_t yjs_idle_unload_ms;     /* yjs.idle_unload: unload a room this long after it empties */
+    uint32_t yjs_compact_every;     /* yjs.compact_every: appends between compactions */
     struct td_ns_opts without_ns;
     struct td_ns_opts *namespaces;
     size_t n_namespaces;

@@ -56,6 +56,10 @@ struct td_conn {
     uint8_t emu_kind;                 /* STREAM: enum conn_emu_kind */
     const struct td_emu_session *emu; /* STREAM: the session, NULL once it is forgotten */
     struct api_wait *api_wait;        /* HTTP: an API answer still to come; input is held */
+    struct td_yconn *yconn;           /* WS of a y-websocket client: its room handle */
+    int64_t y_next_ping;              /* yjs: when the next WebSocket ping is due */
+    int64_t y_last_out;               /* yjs: when a message was last queued */
+    bool y_pong_wait;                 /* yjs: a ping is unanswered */
 };
 
 /* An API request waiting for the store; conn is NULL once the connection is gone. */
@@ -75,6 +79,7 @@ struct write_req {
 };
 
 static const struct td_transport_ops conn_ws_ops;
+static const struct td_yconn_ops conn_yjs_ops;
 static void on_flush_idle(uv_idle_t *h);
 static void conn_emu_forget(struct td_conn *c);
 
@@ -342,6 +347,11 @@ static void conn_destroy(struct td_conn *c)
         c->api_wait->conn = NULL;
         c->api_wait = NULL;
     }
+    if (c->yconn != NULL) {
+        td_yconn_leave(c->yconn, conn_now(c));
+        c->yconn = NULL;
+        srv->nyjs--;
+    }
     if (c->client != NULL) {
         conn_emu_forget(c);
         td_client_free(c->client, conn_now(c));
@@ -571,11 +581,15 @@ static void conn_schedule_client(struct td_conn *c)
  * already sits in the socket has not been read yet: the client tick is deferred to the check
  * phase, after this iteration's reads, so a timely pong is never mistaken for a missing one.
  */
+static void conn_yjs_deadline(struct td_conn *c);
+
 static void on_conn_deadline(struct td_wheel_node *n, void *ud)
 {
     (void)ud;
     struct td_conn *c = (struct td_conn *)((char *)n - offsetof(struct td_conn, deadline));
-    if (c->state == CONN_WS || c->state == CONN_STREAM) {
+    if (c->state == CONN_WS && c->yconn != NULL) {
+        conn_yjs_deadline(c);
+    } else if (c->state == CONN_WS || c->state == CONN_STREAM) {
         c->tick_due = true;
         conn_want_flush(c);
     } else {
@@ -647,29 +661,41 @@ static bool origin_allowed(const struct td_config *cfg, const struct td_http_req
     return ohn == host->n && strncasecmp(oh, host->p, ohn) == 0;
 }
 
-static void conn_upgrade_ws(struct td_conn *c, const struct td_http_request *req)
+/*
+ * Checks a WebSocket handshake request; on failure answers it (400, 426 or 403) and returns
+ * NULL, else returns the Sec-WebSocket-Key.
+ */
+static const struct td_str *ws_handshake_check(struct td_conn *c, const struct td_http_request *req)
 {
-    struct td_server *srv = c->srv;
     const struct td_str *key = td_http_header_get(req, "Sec-WebSocket-Key");
     const struct td_str *ver = td_http_header_get(req, "Sec-WebSocket-Version");
     if (!str_eq(req->method, "GET") || !req->upgrade_websocket || key == NULL || ver == NULL) {
         conn_respond_text(c, 400, "bad websocket handshake\n", false);
-        return;
+        return NULL;
     }
     if (!str_eq(*ver, "13")) {
         conn_respond(c, 426, "text/plain; charset=utf-8", "Sec-WebSocket-Version: 13\r\n",
                      "unsupported websocket version\n", 30, false);
-        return;
+        return NULL;
     }
     uint8_t raw[32];
     if (key->n != 24 || td_base64_decode(key->p, key->n, raw, sizeof(raw)) != 16) {
         conn_respond_text(c, 400, "bad Sec-WebSocket-Key\n", false);
-        return;
+        return NULL;
     }
-    if (!origin_allowed(srv->cfg, req)) {
+    if (!origin_allowed(c->srv->cfg, req)) {
         conn_respond_text(c, 403, "origin not allowed\n", false);
-        return;
+        return NULL;
     }
+    return key;
+}
+
+static void conn_upgrade_ws(struct td_conn *c, const struct td_http_request *req)
+{
+    struct td_server *srv = c->srv;
+    const struct td_str *key = ws_handshake_check(c, req);
+    if (key == NULL)
+        return;
     const struct td_codec *codec = &td_codec_json;
     const char *subproto = NULL;
     const struct td_str *proto = td_http_header_get(req, "Sec-WebSocket-Protocol");
@@ -709,6 +735,157 @@ static void conn_upgrade_ws(struct td_conn *c, const struct td_http_request *req
         return;
     }
     conn_schedule_client(c);
+}
+
+/* ---- Yjs (y-websocket) sessions ---------------------------------------------------- */
+
+/* Keepalive cadence: a WebSocket ping every 30 s, an empty awareness update after 15 s of
+ * output silence (see td_server.h). */
+#define YJS_PING_MS 30000
+#define YJS_QUIET_MS 15000
+
+static int yjs_send(void *t, struct td_rbuf *msg)
+{
+    struct td_conn *c = t;
+    if (c->state != CONN_WS)
+        return 0;
+    const struct td_config *cfg = c->srv->cfg;
+    if (c->out_bytes + msg->len > cfg->queue_max_size + cfg->yjs_max_document_size) {
+        td_log_info("slow yjs client disconnected", "queued=%llu",
+                    (unsigned long long)c->out_bytes);
+        conn_ws_close(c, TD_DISC_SLOW, "slow");
+        return TD_ELIMIT;
+    }
+    uint8_t hdr[10];
+    size_t hlen = td_ws_frame_header(hdr, true, TD_WS_OP_BINARY, msg->len);
+    conn_enqueue(c, hdr, hlen, msg);
+    c->y_last_out = conn_now(c);
+    return 0;
+}
+
+static void yjs_close(void *t, uint16_t code, const char *reason)
+{
+    conn_ws_close(t, code, reason);
+}
+
+static const struct td_yconn_ops conn_yjs_ops = {yjs_send, yjs_close};
+
+/* Pings, the pong check and the quiet-output keepalive of a y-websocket session. */
+static void conn_yjs_deadline(struct td_conn *c)
+{
+    int64_t now = conn_now(c);
+    if (now >= c->y_next_ping) {
+        if (c->y_pong_wait) {
+            td_log_debug("yjs client did not answer a ping", "port=%d", c->srv->bound_port);
+            conn_ws_close(c, TD_WS_CLOSE_GOING_AWAY, "no pong");
+            return;
+        }
+        struct td_buf b;
+        td_buf_init(&b);
+        td_ws_append_frame(&b, TD_WS_OP_PING, NULL, 0);
+        conn_enqueue_buf(c, &b);
+        td_buf_free(&b);
+        c->y_pong_wait = true;
+        c->y_next_ping = now + YJS_PING_MS;
+    }
+    if (now - c->y_last_out >= YJS_QUIET_MS) {
+        static const uint8_t keepalive[] = {1, 1, 0}; /* awareness update with 0 entries */
+        struct td_rbuf *rb = td_rbuf_from(keepalive, sizeof(keepalive));
+        yjs_send(c, rb);
+        td_rbuf_unref(rb);
+    }
+    if (c->state != CONN_WS)
+        return;
+    int64_t next = c->y_last_out + YJS_QUIET_MS;
+    conn_deadline_at(c, next < c->y_next_ping ? next : c->y_next_ping);
+}
+
+/* GET /yjs/<room>: the room is the rest of the path, as sent (not URL-decoded). */
+static void conn_upgrade_yjs(struct td_conn *c, const struct td_http_request *req)
+{
+    struct td_server *srv = c->srv;
+    const char *room = req->path.p + 5;
+    size_t room_len = req->path.n - 5;
+    if (room_len == 0 || room_len > TD_YROOM_MAX_NAME) {
+        conn_respond_text(c, 400, "bad room name\n", false);
+        return;
+    }
+    const struct td_str *key = ws_handshake_check(c, req);
+    if (key == NULL)
+        return;
+    char accept[29];
+    td_ws_accept_key(key->p, key->n, accept);
+    struct td_buf b;
+    td_buf_init(&b);
+    td_buf_appendf(&b,
+                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: "
+                   "Upgrade\r\nSec-WebSocket-Accept: %s\r\n",
+                   accept);
+    /* A client offering subprotocols fails the handshake unless one is chosen: take the
+     * first one it offered. */
+    const struct td_str *proto = td_http_header_get(req, "Sec-WebSocket-Protocol");
+    if (proto != NULL) {
+        size_t i = 0;
+        while (i < proto->n && (proto->p[i] == ' ' || proto->p[i] == '\t'))
+            i++;
+        size_t j = i;
+        while (j < proto->n && proto->p[j] != ',' && proto->p[j] != ' ' && proto->p[j] != '\t')
+            j++;
+        if (j > i)
+            td_buf_appendf(&b, "Sec-WebSocket-Protocol: %.*s\r\n", (int)(j - i), proto->p + i);
+    }
+    td_buf_append_str(&b, "\r\n");
+    conn_enqueue_buf(c, &b);
+    td_buf_free(&b);
+
+    c->state = CONN_WS;
+    c->ws_opcode = TD_WS_OP_BINARY;
+    /* The room checks the exact cap (0 = its default); the frame cap only has to let it. */
+    size_t max_msg = srv->cfg->yjs_max_update_size ? srv->cfg->yjs_max_update_size : 8u << 20;
+    td_ws_decoder_init(&c->ws, max_msg + 16);
+    if (srv->cfg->max_connections > 0 && srv->nws + srv->nyjs + 1 > srv->cfg->max_connections) {
+        conn_ws_close(c, TD_DISC_CONNECTION_LIMIT, "connection limit");
+        return;
+    }
+    int64_t now = conn_now(c);
+    c->y_next_ping = now + YJS_PING_MS;
+    c->y_last_out = now;
+    srv->nyjs++;
+    c->yconn = td_yrooms_join(srv->yrooms, room, room_len, c, now);
+    if (c->state == CONN_WS)
+        conn_deadline_at(c, now + YJS_QUIET_MS);
+}
+
+/* One WebSocket event of a y-websocket session. */
+static void conn_yjs_event(struct td_conn *c, const struct td_ws_event *ev)
+{
+    c->y_pong_wait = false; /* anything from the peer shows it is alive */
+    switch (ev->type) {
+    case TD_WS_EV_MESSAGE:
+        if (!ev->binary) {
+            conn_ws_close(c, TD_YROOM_CLOSE_MALFORMED, "binary messages only");
+            return;
+        }
+        td_yconn_message(c->yconn, ev->payload, ev->len, conn_now(c));
+        break;
+    case TD_WS_EV_CLOSE:
+        /* Leave now: the others see the awareness removal without waiting for EOF. */
+        td_yconn_leave(c->yconn, conn_now(c));
+        c->yconn = NULL;
+        c->srv->nyjs--;
+        conn_ws_close(c, ev->close_code == TD_WS_CLOSE_NO_STATUS ? 0 : ev->close_code, "");
+        break;
+    case TD_WS_EV_PING: {
+        struct td_buf b;
+        td_buf_init(&b);
+        td_ws_append_frame(&b, TD_WS_OP_PONG, ev->payload, ev->len);
+        conn_enqueue_buf(c, &b);
+        td_buf_free(&b);
+        break;
+    }
+    case TD_WS_EV_PONG:
+        break;
+    }
 }
 
 static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n);
@@ -1031,6 +1208,8 @@ static void conn_handle_request(struct td_conn *c, const struct td_http_request 
         conn_handle_emu_stream(c, req, body, true);
     } else if (str_eq(req->path, "/emulation")) {
         conn_handle_emulation(c, req, body);
+    } else if (c->srv->yrooms != NULL && req->path.n >= 5 && memcmp(req->path.p, "/yjs/", 5) == 0) {
+        conn_upgrade_yjs(c, req);
     } else if (str_eq(req->path, "/metrics")) {
         conn_respond_metrics(c, req);
     } else if (str_eq(req->path, "/health")) {
@@ -1046,6 +1225,10 @@ static void conn_handle_request(struct td_conn *c, const struct td_http_request 
 
 static void conn_ws_event(struct td_conn *c, const struct td_ws_event *ev)
 {
+    if (c->yconn != NULL) {
+        conn_yjs_event(c, ev);
+        return;
+    }
     switch (ev->type) {
     case TD_WS_EV_MESSAGE:
         td_client_on_frame(c->client, ev->payload, ev->len, conn_now(c));
@@ -1110,6 +1293,11 @@ static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n)
         if (rv < 0) {
             uint16_t code = td_ws_decoder_close_code(&c->ws);
             td_log_debug("websocket protocol error", "code=%u err=\"%s\"", code, td_strerror(rv));
+            if (c->yconn != NULL && code == TD_WS_CLOSE_TOO_BIG) {
+                /* 4400-4499: y-websocket >= 3.1 does not retry (it would resend the same) */
+                conn_ws_close(c, TD_YROOM_CLOSE_TOO_LARGE, "message too big");
+                return n;
+            }
             conn_ws_close(c, code,
                           code == TD_WS_CLOSE_TOO_BIG        ? "message too big"
                           : code == TD_WS_CLOSE_INVALID_DATA ? "invalid utf-8"
@@ -1194,6 +1382,8 @@ static void on_hub_timer(uv_timer_t *t)
 {
     struct td_server *srv = t->data;
     td_hub_tick(&srv->hub, (int64_t)uv_now(srv->loop));
+    if (srv->yrooms != NULL)
+        td_yrooms_tick(srv->yrooms, (int64_t)uv_now(srv->loop));
 }
 
 /* ---- the durable store ------------------------------------------------------------- */
@@ -1205,28 +1395,26 @@ static bool ns_durable(const struct td_ns_opts *ns)
 
 struct store_load_ctx {
     struct td_server *srv;
-    struct td_channel *ch;
     uint64_t channels, pubs;
 };
 
-static void on_load_channel(void *ud, const char *name, size_t len, const char *epoch,
-                            uint64_t top, int64_t last_pub_wall_ms)
+static void *on_load_channel(void *ud, const char *name, size_t len, const char *epoch,
+                             uint64_t top, int64_t last_pub_wall_ms)
 {
     struct store_load_ctx *x = ud;
     int64_t now = (int64_t)uv_now(x->srv->loop);
-    x->ch = td_hub_restore_channel(&x->srv->hub, (struct td_str){name, len}, epoch, top,
-                                   last_pub_wall_ms, now);
-    if (x->ch != NULL)
+    struct td_channel *ch = td_hub_restore_channel(&x->srv->hub, (struct td_str){name, len}, epoch,
+                                                   top, last_pub_wall_ms, now);
+    if (ch != NULL)
         x->channels++;
+    return ch;
 }
 
-static void on_load_pub(void *ud, uint64_t offset, int64_t wall_ms, struct td_str data,
-                        bool has_info, const struct td_client_info *info)
+static void on_load_pub(void *ud, void *channel, uint64_t offset, int64_t wall_ms,
+                        struct td_str data, bool has_info, const struct td_client_info *info)
 {
     struct store_load_ctx *x = ud;
-    if (x->ch == NULL)
-        return;
-    td_hub_restore_pub(&x->srv->hub, x->ch, offset, wall_ms, data, has_info ? info : NULL,
+    td_hub_restore_pub(&x->srv->hub, channel, offset, wall_ms, data, has_info ? info : NULL,
                        (int64_t)uv_now(x->srv->loop));
     x->pubs++;
 }
@@ -1234,6 +1422,10 @@ static void on_load_pub(void *ud, uint64_t offset, int64_t wall_ms, struct td_st
 static void on_store_done(void *ud, struct td_store_op *op)
 {
     struct td_server *srv = ud;
+    if (td_store_op_is_doc(op->kind)) {
+        td_yrooms_store_done(srv->yrooms, op, (int64_t)uv_now(srv->loop));
+        return;
+    }
     td_hub_store_done(&srv->hub, op, (int64_t)uv_now(srv->loop));
 }
 
@@ -1243,11 +1435,18 @@ static void server_store_submit(void *ud, struct td_store_op *op)
     td_store_worker_submit(&srv->store_worker, op);
 }
 
-/* Opens the store and restores history when any namespace keeps durable history. */
+static void server_doc_submit(void *ud, struct td_store_op *op)
+{
+    struct td_server *srv = ud;
+    td_store_worker_submit(&srv->store_worker, op);
+}
+
+/* Opens the store and restores history when any namespace keeps durable history or Yjs
+ * rooms are served (their documents live in the store). */
 static int server_store_open(struct td_server *srv)
 {
     const struct td_config *cfg = srv->cfg;
-    bool any = ns_durable(&cfg->without_ns);
+    bool any = ns_durable(&cfg->without_ns) || srv->yrooms != NULL;
     uint32_t max_size = ns_durable(&cfg->without_ns) ? cfg->without_ns.history_size : 0;
     for (size_t i = 0; i < cfg->n_namespaces; i++) {
         if (ns_durable(&cfg->namespaces[i])) {
@@ -1273,8 +1472,8 @@ static int server_store_open(struct td_server *srv)
     char err[512];
     int rv = td_store_open(cfg->data_dir, sync, &srv->store, err, sizeof(err));
     if (rv != 0) {
-        td_log_error("cannot open the durable store", "data_dir=\"%s\" err=\"%s\"",
-                     cfg->data_dir, err);
+        td_log_error("cannot open the durable store", "data_dir=\"%s\" err=\"%s\"", cfg->data_dir,
+                     err);
         return rv;
     }
     /* Set before loading: restored channels must see that history is durable. */
@@ -1291,12 +1490,19 @@ static int server_store_open(struct td_server *srv)
     td_log_info("history restored", "data_dir=\"%s\" channels=%llu publications=%llu ms=%.1f",
                 cfg->data_dir, (unsigned long long)x.channels, (unsigned long long)x.pubs,
                 (double)(uv_hrtime() - t0) / 1e6);
-    rv = td_store_worker_start(&srv->store_worker, srv->loop, srv->store, srv->hub.wall_ms,
+    struct td_store *ckpt = NULL;
+    if (td_store_open(cfg->data_dir, sync, &ckpt, err, sizeof(err)) != 0) {
+        td_log_warn("no second store connection for checkpoints", "err=\"%s\"", err);
+        ckpt = NULL;
+    }
+    rv = td_store_worker_start(&srv->store_worker, srv->loop, srv->store, ckpt, srv->hub.wall_ms,
                                on_store_done, srv);
     if (rv != 0) {
         td_log_error("cannot start the store thread", "err=\"%s\"", uv_strerror(rv));
         return rv;
     }
+    if (srv->yrooms != NULL)
+        td_yrooms_set_store(srv->yrooms, server_doc_submit, srv);
     return 0;
 }
 
@@ -1324,8 +1530,19 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
             return TD_EINVAL;
         }
     }
+    if (cfg->yjs_enabled) {
+        struct td_yrooms_config ycfg = {
+            .max_message = cfg->yjs_max_update_size,
+            .max_document = (size_t)cfg->yjs_max_document_size,
+            .compact_every = cfg->yjs_compact_every,
+            .idle_unload_ms = cfg->yjs_idle_unload_ms,
+        };
+        srv->yrooms = td_yrooms_new(&ycfg, &conn_yjs_ops);
+    }
     int rv = server_store_open(srv);
     if (rv != 0) {
+        td_yrooms_free(srv->yrooms);
+        srv->yrooms = NULL;
         td_hub_free(&srv->hub);
         td_store_close(srv->store);
         return rv;
@@ -1404,6 +1621,7 @@ void td_server_free(struct td_server *srv)
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
     td_emu_free(&srv->emu);
+    td_yrooms_free(srv->yrooms);
     td_hub_free(&srv->hub);
     td_store_close(srv->store);
     free(srv->wheel);

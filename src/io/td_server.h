@@ -8,6 +8,12 @@
  * or response final; input ignored, the socket is shut down once output drains, and closed on EOF
  * or after 5 s).
  *
+ * Yjs: /yjs/<room> upgrades to a WebSocket session of a y-websocket client (binary frames,
+ * engine/td_yroom.h); such a connection is in state WS with a room handle instead of a
+ * Centrifugo client, is pinged every 30 s (closed when no pong came since the previous ping)
+ * and gets an empty awareness message when nothing was sent to it for 15 s, so that an idle
+ * client with no awareness state of its own does not hit y-websocket's 30 s message timeout.
+ *
  * Output: each connection owns a queue of references to immutable buffers (shared
  * publication units plus private replies). Connections with pending output are flushed once
  * per loop iteration, from a uv_check handle (a uv_idle handle keeps the poll from blocking
@@ -24,6 +30,7 @@
 
 #include "config/td_config.h"
 #include "engine/td_hub.h"
+#include "engine/td_yroom.h"
 #include "io/td_store_worker.h"
 #include "http/td_emulation.h"
 
@@ -51,8 +58,10 @@ struct td_server {
     int64_t started_ms;
     int bound_port;
     bool stopping;
-    struct td_store *store;           /* NULL when no channel keeps durable history */
+    struct td_store *store; /* NULL when no channel keeps durable history */
     struct td_store_worker store_worker;
+    struct td_yrooms *yrooms; /* NULL when yjs.enabled is false */
+    uint32_t nyjs;            /* y-websocket sessions */
     uint64_t bytes_in;
     uint64_t bytes_out;
     uint8_t readbuf[65536]; /* shared by all reads: libuv calls read_cb synchronously */

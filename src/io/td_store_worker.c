@@ -82,6 +82,23 @@ static void worker_main(void *arg)
     }
 }
 
+/* Checkpoints the log every 100 ms, from its own connection, until stop. */
+static void ckpt_main(void *arg)
+{
+    struct td_store_worker *w = arg;
+    uv_mutex_lock(&w->mu);
+    while (!w->stop) {
+        uv_mutex_unlock(&w->mu);
+        int left = td_store_checkpoint(w->ckpt, false);
+        if (left < 0)
+            td_log_warn("store checkpoint failed", "err=\"%s\"", td_strerror(left));
+        uv_mutex_lock(&w->mu);
+        if (!w->stop)
+            (void)uv_cond_timedwait(&w->ckpt_cond, &w->mu, 100000000ull);
+    }
+    uv_mutex_unlock(&w->mu);
+}
+
 /* Hands finished operations to the loop thread's callback, in order. */
 static void worker_deliver(struct td_store_worker *w)
 {
@@ -102,7 +119,8 @@ static void on_async(uv_async_t *a)
 }
 
 int td_store_worker_start(struct td_store_worker *w, uv_loop_t *loop, struct td_store *st,
-                          int64_t (*wall_ms)(void), td_store_done_cb done, void *ud)
+                          struct td_store *ckpt, int64_t (*wall_ms)(void), td_store_done_cb done,
+                          void *ud)
 {
     memset(w, 0, sizeof(*w));
     w->loop = loop;
@@ -114,6 +132,11 @@ int td_store_worker_start(struct td_store_worker *w, uv_loop_t *loop, struct td_
     if (rv != 0)
         return rv;
     if ((rv = uv_cond_init(&w->cond)) != 0) {
+        uv_mutex_destroy(&w->mu);
+        return rv;
+    }
+    if ((rv = uv_cond_init(&w->ckpt_cond)) != 0) {
+        uv_cond_destroy(&w->cond);
         uv_mutex_destroy(&w->mu);
         return rv;
     }
@@ -130,6 +153,18 @@ int td_store_worker_start(struct td_store_worker *w, uv_loop_t *loop, struct td_
         return rv;
     }
     w->running = true;
+    if (ckpt != NULL) {
+        w->ckpt = ckpt;
+        /* The background thread keeps up with the log; a commit checkpoints (and the log
+         * rewinds) only once it passes ~16 MB, with little left to copy by then. */
+        if (uv_thread_create(&w->ckpt_thread, ckpt_main, w) == 0) {
+            td_store_autocheckpoint(st, 4000);
+        } else {
+            td_log_warn("no checkpoint thread; commits will checkpoint", "%s", "");
+            td_store_close(ckpt);
+            w->ckpt = NULL;
+        }
+    }
     return 0;
 }
 
@@ -158,11 +193,18 @@ void td_store_worker_stop(struct td_store_worker *w)
     uv_mutex_lock(&w->mu);
     w->stop = true;
     uv_cond_signal(&w->cond);
+    uv_cond_signal(&w->ckpt_cond);
     uv_mutex_unlock(&w->mu);
     uv_thread_join(&w->thread);
+    if (w->ckpt != NULL) {
+        uv_thread_join(&w->ckpt_thread);
+        td_store_close(w->ckpt);
+        w->ckpt = NULL;
+    }
     w->running = false;
     worker_deliver(w);
     uv_close((uv_handle_t *)&w->async, NULL);
+    uv_cond_destroy(&w->ckpt_cond);
     uv_cond_destroy(&w->cond);
     uv_mutex_destroy(&w->mu);
 }

@@ -44,7 +44,10 @@ struct td_store_worker {
     uv_thread_t thread;
     uv_mutex_t mu;
     uv_cond_t cond;
-    struct td_store *st; /* used by the worker thread only while it runs */
+    uv_cond_t ckpt_cond;
+    struct td_store *st;   /* used by the worker thread only while it runs */
+    struct td_store *ckpt; /* a second connection for the checkpoint thread, or NULL */
+    uv_thread_t ckpt_thread;
     td_store_done_cb done;
     void *ud;
     int64_t (*wall_ms)(void);
@@ -59,10 +62,13 @@ struct td_store_worker {
 /*
  * td_store_worker_start starts the thread; the worker uses st (which stays owned by the
  * caller and must outlive the worker) and reports finished operations through done on
- * loop's thread. Returns 0 or a negative libuv error.
+ * loop's thread. ckpt, if not NULL, is a second connection to the same database that the
+ * worker takes over (and closes at stop): a third thread uses it to checkpoint the
+ * write-ahead log, so no commit waits for a checkpoint. Returns 0 or a negative libuv error.
  */
 int td_store_worker_start(struct td_store_worker *w, uv_loop_t *loop, struct td_store *st,
-                          int64_t (*wall_ms)(void), td_store_done_cb done, void *ud);
+                          struct td_store *ckpt, int64_t (*wall_ms)(void), td_store_done_cb done,
+                          void *ud);
 /* td_store_worker_submit queues op (loop thread). After stop, op fails at once (TD_ESTORE). */
 void td_store_worker_submit(struct td_store_worker *w, struct td_store_op *op);
 /*

@@ -53,20 +53,23 @@ struct loaded {
     int npubs;
 };
 
-static void on_chan(void *ud, const char *name, size_t len, const char *epoch, uint64_t top,
-                    int64_t last)
+static void *on_chan(void *ud, const char *name, size_t len, const char *epoch, uint64_t top,
+                     int64_t last)
 {
     (void)name, (void)len, (void)last;
     struct loaded *l = ud;
     snprintf(l->epoch, sizeof(l->epoch), "%s", epoch);
     l->top = top;
     l->channels++;
+    return l;
 }
 
-static void on_pub(void *ud, uint64_t offset, int64_t wall, struct td_str data, bool has_info,
-                   const struct td_client_info *info)
+static void on_pub(void *ud, void *ch, uint64_t offset, int64_t wall, struct td_str data,
+                   bool has_info, const struct td_client_info *info)
 {
     (void)wall;
+    if (ch != ud)
+        td_test_fail(__FILE__, __LINE__, "channel handle");
     struct loaded *l = ud;
     if (l->npubs >= 16)
         return;
@@ -197,4 +200,53 @@ TD_TEST(store_unusable_dir)
     TD_CHECK(td_store_open("/proc/td-no-such/dir", TD_STORE_SYNC_OFF, &st, err, sizeof(err)) < 0);
     TD_CHECK(st == NULL);
     TD_CHECK(strstr(err, "cannot create data directory") != NULL);
+}
+
+/* A database written by the first release (history clustered by channel, schema 1) is
+ * migrated to the log layout with its history, epoch and offsets intact. */
+TD_TEST(store_migrates_schema_1)
+{
+    char *dir = store_tmpdir();
+    TD_REQUIRE(dir != NULL);
+    char path[300];
+    snprintf(path, sizeof(path), "%s/tandem.db", dir);
+    sqlite3 *db;
+    TD_REQUIRE(sqlite3_open(path, &db) == SQLITE_OK);
+    const char *v1 =
+        "CREATE TABLE channels (id INTEGER PRIMARY KEY, name BLOB NOT NULL UNIQUE, epoch TEXT "
+        "NOT NULL, top INTEGER NOT NULL DEFAULT 0, last_pub_ms INTEGER NOT NULL DEFAULT 0);"
+        "CREATE TABLE pubs (chan INTEGER NOT NULL, off INTEGER NOT NULL, time_ms INTEGER NOT "
+        "NULL, expires_ms INTEGER NOT NULL, data BLOB NOT NULL, has_info INTEGER NOT NULL, user "
+        "BLOB, client BLOB, conn_info BLOB, chan_info BLOB, PRIMARY KEY (chan, off)) WITHOUT "
+        "ROWID;"
+        "CREATE INDEX pubs_expires ON pubs (expires_ms) WHERE expires_ms > 0;"
+        "CREATE TABLE idem (chan INTEGER NOT NULL, key BLOB NOT NULL, off INTEGER NOT NULL, "
+        "expires_ms INTEGER NOT NULL, PRIMARY KEY (chan, key)) WITHOUT ROWID;"
+        "CREATE INDEX idem_expires ON idem (expires_ms);"
+        "INSERT INTO channels VALUES (1, X'6368', 'OLDEPOCH', 9, 100);"
+        "INSERT INTO pubs VALUES (1, 8, 100, 0, '\"m8\"', 0, NULL, NULL, NULL, NULL);"
+        "INSERT INTO pubs VALUES (1, 9, 100, 0, '\"m9\"', 0, NULL, NULL, NULL, NULL);"
+        "PRAGMA user_version = 1;";
+    TD_CHECK(sqlite3_exec(db, v1, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    char err[256];
+    struct td_store *st;
+    TD_REQUIRE(td_store_open(dir, TD_STORE_SYNC_OFF, &st, err, sizeof(err)) == 0);
+    struct loaded l;
+    memset(&l, 0, sizeof(l));
+    struct td_store_load_cb cb = {on_chan, on_pub, &l};
+    TD_CHECK(td_store_load(st, 200, 100, &cb, err, sizeof(err)) == 0);
+    TD_CHECK(strcmp(l.epoch, "OLDEPOCH") == 0);
+    TD_CHECK(l.top == 9);
+    TD_CHECK(l.npubs == 2);
+    TD_CHECK(l.offsets[0] == 8 && l.offsets[1] == 9);
+    /* and it keeps working: the next offset is 10 */
+    struct td_pub *p = td_pub_new((struct td_str){"1", 1}, NULL, 0);
+    struct td_store_op op = store_pub_op("ch", "OLDEPOCH", p, 100, NULL, 300);
+    struct td_store_op *rp = &op;
+    TD_CHECK(td_store_commit(st, &rp, 1, err, sizeof(err)) == 0);
+    TD_CHECK(op.offset == 10);
+    td_store_close(st);
+    td_pub_unref(p);
+    store_rmdir(dir);
 }
