@@ -7,7 +7,7 @@
 
 const { performance } = require('node:perf_hooks');
 const path = require('node:path');
-const { loadTrace } = require('./lib/trace');
+const { loadTrace } = require('../../tests/crdt/lib/trace');
 const { PEERS, OverBudget } = require('./peers');
 
 function args() {

@@ -7,7 +7,7 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const { performance } = require('node:perf_hooks');
-const { PosMap, forEachEdit } = require('./lib/trace');
+const { PosMap, forEachEdit } = require('../../tests/crdt/lib/trace');
 
 function pkgVersion(name) {
   const file = path.join(__dirname, 'node_modules', name, 'package.json');
