@@ -6,6 +6,7 @@
  */
 #include "engine/td_hub.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -573,7 +574,13 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
     }
     struct td_client_info info;
     td_client_info_fill(c, td_client_find_sub(c, cmd->channel), &info);
-    struct td_client_pending *p = td_xcalloc(1, sizeof(*p));
+    /* Memory channels answer inside the call, so only a durable one needs p on the heap. */
+    struct td_channel *ch = td_hub_channel_get(c->hub, cmd->channel, x->now_ms);
+    struct td_client_pending local;
+    struct td_client_pending *p = &local;
+    if (ch != NULL && ch->durable)
+        p = td_xmalloc(sizeof(*p));
+    memset(p, 0, sizeof(*p));
     p->c = c;
     p->x = x;
     p->id = cmd->id;
@@ -586,14 +593,18 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
                                   on_publish_done, p);
     if (rv != 0) {
         pending_unlink(p);
-        free(p);
+        if (p != &local)
+            free(p);
         reply_error(x, cmd->id, rv == TD_ELIMIT ? TD_ERR_LIMIT_EXCEEDED : TD_ERR_UNKNOWN_CHANNEL);
         return;
     }
-    if (p->c == NULL) /* completed during the call: on_publish_done freed nothing yet */
-        free(p);
-    else
-        p->x = NULL;
+    if (p->c == NULL) { /* completed during the call: on_publish_done freed nothing */
+        if (p != &local)
+            free(p);
+        return;
+    }
+    assert(p != &local); /* only durable channels complete later */
+    p->x = NULL;
 }
 
 static void cmd_presence(struct client_ctx *x, const struct td_cmd *cmd, bool stats)

@@ -1,5 +1,5 @@
 'use strict';
-// Loads the sequential editing traces (also used by bench/crdt) (positions in code points) and converts positions to
+// Loads the sequential editing traces (positions in code points; also used by bench/crdt) and converts positions to
 // UTF-16 indexes as a replay goes, cheaply: only astral characters make the two differ, and
 // the traces hold few of them, so their UTF-16 positions are kept in a sorted list.
 
