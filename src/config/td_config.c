@@ -204,6 +204,8 @@ static const struct opt cfg_opts[] = {
     {"yjs.max_document_size", OPT_U64, CFG(yjs_max_document_size)},
     {"yjs.idle_unload", OPT_DURATION, CFG(yjs_idle_unload_ms)},
     {"yjs.compact_every", OPT_U32, CFG(yjs_compact_every)},
+    {"yjs.require_token", OPT_BOOL, CFG(yjs_require_token)},
+    {"yjs.read_only", OPT_BOOL, CFG(yjs_read_only)},
 };
 #undef CFG
 

@@ -96,6 +96,8 @@ struct td_config {
     uint64_t yjs_max_document_size; /* yjs.max_document_size: content bytes of a document */
     int64_t yjs_idle_unload_ms;     /* yjs.idle_unload: unload a room this long after it empties */
     uint32_t yjs_compact_every;     /* yjs.compact_every: appends between compactions */
+    bool yjs_require_token;         /* yjs.require_token: refuse connections without ?token= */
+    bool yjs_read_only;             /* yjs.read_only: connections without a token are read-only */
     struct td_ns_opts without_ns;
     struct td_ns_opts *namespaces;
     size_t n_namespaces;

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "core/td_alloc.h"
+#include "core/td_base64.h"
 #include "core/td_err.h"
+#include "core/td_json.h"
 #include "core/td_log.h"
 #include "core/td_map.h"
 #include "crdt/td_ydoc.h"
@@ -41,9 +43,25 @@ struct yop {
     struct td_yconn *target; /* reply: the receiver; APPEND: the sender (NULL once gone) */
     struct td_buf snap;      /* COMPACT: the snapshot */
     struct yop *fifo_next;
+    td_yrooms_api_cb api_cb; /* an API request answered when this entry leaves the FIFO */
+    void *api_ud;
+    struct td_buf api_out; /* what api_cb receives */
     bool in_fifo;
     bool broadcast; /* msg goes to every connection */
     bool done;
+};
+
+/* An API request waiting for its room to load. */
+struct yapi {
+    struct yapi *next;
+    bool is_update;
+    bool has_sv;
+    int version;      /* doc_state: the encoding of the answer */
+    struct td_ysv sv; /* doc_state: the caller's state vector (if has_sv) */
+    uint8_t *data;    /* doc_update: the update (owned) */
+    size_t len;
+    td_yrooms_api_cb cb;
+    void *ud;
 };
 
 struct yroom {
@@ -59,8 +77,9 @@ struct yroom {
     struct yop *fifo_head, *fifo_tail;
     uint32_t pending_ops; /* at the store */
     uint32_t appends_since_compact;
-    int64_t idle_since; /* when the last connection left */
-    bool need_sweep;    /* some joined connection is closed */
+    int64_t idle_since;               /* when the last connection left */
+    bool need_sweep;                  /* some joined connection is closed */
+    struct yapi *api_head, *api_tail; /* API requests waiting for the load */
 };
 
 struct td_yconn {
@@ -69,6 +88,7 @@ struct td_yconn {
     void *transport;
     struct td_yconn *prev, *next;
     bool closed;
+    bool read_only;
     struct td_rbuf **queue; /* messages received while the room loads */
     uint32_t nqueue, capqueue;
     size_t queued_bytes;
@@ -146,6 +166,7 @@ static struct yop *yop_new(struct yroom *r, enum td_store_op_kind kind)
     o->op.ud = o;
     td_buf_init(&o->op.doc_out);
     td_buf_init(&o->snap);
+    td_buf_init(&o->api_out);
     return o;
 }
 
@@ -155,6 +176,7 @@ static void yop_free(struct yop *o)
         td_rbuf_unref(o->msg);
     td_buf_free(&o->op.doc_out);
     td_buf_free(&o->snap);
+    td_buf_free(&o->api_out);
     free(o);
 }
 
@@ -182,6 +204,9 @@ static void fifo_drain(struct yroom *r)
             else if (o->target != NULL)
                 conn_send(o->target, o->msg);
         }
+        /* The callback may come back into this room: the FIFO is consistent here. */
+        if (o->api_cb != NULL)
+            o->api_cb(o->api_ud, o->op.status, &o->api_out);
         yop_free(o);
     }
 }
@@ -196,6 +221,7 @@ static void room_reply(struct yroom *r, struct td_yconn *c, const struct td_buf 
     struct yop *o = td_xcalloc(1, sizeof(*o));
     td_buf_init(&o->op.doc_out);
     td_buf_init(&o->snap);
+    td_buf_init(&o->api_out);
     o->room = r;
     o->msg = td_rbuf_from(b->data, b->len);
     o->target = c;
@@ -424,15 +450,30 @@ static void conn_start(struct yroom *r, struct td_yconn *c)
     aware_send_all(r, c);
 }
 
-static void room_store_append(struct yroom *r, struct td_yconn *c, const struct td_buf *update);
+static void room_store_append(struct yroom *r, struct td_yconn *c, const struct td_buf *update,
+                              td_yrooms_api_cb cb, void *ud);
 
 /* Applies a step2/update payload from c. */
 static void room_apply(struct yroom *r, struct td_yconn *c, const uint8_t *p, size_t n)
 {
+    if (c->read_only) {
+        /* An empty update (no structs, empty delete set) is what a client with nothing new
+         * sends in its step2: it changes nothing, so it is not refused. */
+        if (n == 2 && p[0] == 0 && p[1] == 0)
+            return;
+        r->rs->stats.rejected++;
+        struct td_buf m;
+        td_buf_init(&m);
+        td_yproto_write_auth_denied(&m, "read-only connection: updates are not accepted");
+        conn_send_buf(c, &m);
+        td_buf_free(&m);
+        return;
+    }
     struct td_buf out;
     td_buf_init(&out);
     int rv = td_ydoc_apply(r->doc, p, n, 1, &out);
     if (rv != 0) {
+        r->rs->stats.rejected++;
         td_log_info("yjs update rejected", "room=\"%.*s\" err=\"%s\"",
                     (int)(r->len < 200 ? r->len : 200), r->name, td_strerror(rv));
         if (rv == TD_ELIMIT)
@@ -440,7 +481,8 @@ static void room_apply(struct yroom *r, struct td_yconn *c, const uint8_t *p, si
         else
             conn_fail(c, TD_YROOM_CLOSE_MALFORMED, "malformed update");
     } else if (out.len > 0) {
-        room_store_append(r, c, &out);
+        r->rs->stats.updates++;
+        room_store_append(r, c, &out, NULL, NULL);
     }
     td_buf_free(&out);
 }
@@ -507,8 +549,11 @@ static void room_compact(struct yroom *r)
     submit_op(r, o);
 }
 
-/* Broadcasts update (the document's own) once it is durable; at once without a store. */
-static void room_store_append(struct yroom *r, struct td_yconn *c, const struct td_buf *update)
+/* Broadcasts update (the document's own) once it is durable; at once without a store. The
+ * sender c may be NULL (an API request); cb, if not NULL, is called after the broadcast with
+ * the append's status. */
+static void room_store_append(struct yroom *r, struct td_yconn *c, const struct td_buf *update,
+                              td_yrooms_api_cb cb, void *ud)
 {
     struct td_yrooms *rs = r->rs;
     struct td_buf m;
@@ -518,17 +563,17 @@ static void room_store_append(struct yroom *r, struct td_yconn *c, const struct 
     td_buf_append(&m, update->data, update->len);
     struct td_rbuf *rb = td_rbuf_from(m.data, m.len);
     td_buf_free(&m);
-    if (rs->submit == NULL) {
-        if (r->fifo_head == NULL) {
-            room_broadcast(r, rb);
-            td_rbuf_unref(rb);
-            return;
-        }
+    if (rs->submit == NULL && r->fifo_head == NULL && cb == NULL) {
+        room_broadcast(r, rb);
+        td_rbuf_unref(rb);
+        return;
     }
     struct yop *o = yop_new(r, TD_STORE_OP_DOC_APPEND);
     o->msg = rb;
     o->broadcast = true;
     o->target = c;
+    o->api_cb = cb;
+    o->api_ud = ud;
     o->op.doc_data = rb->data + hlen;
     o->op.doc_len = update->len;
     fifo_push(r, o);
@@ -544,8 +589,32 @@ static void room_store_append(struct yroom *r, struct td_yconn *c, const struct 
         room_compact(r);
 }
 
+static void yapi_free(struct yapi *a)
+{
+    if (a->has_sv)
+        td_ysv_free(&a->sv);
+    free(a->data);
+    free(a);
+}
+
+/* Answers every request of the list a with status (their room is gone) and frees them. */
+static void yapi_fail_all(struct yapi *a, int status)
+{
+    struct td_buf empty;
+    td_buf_init(&empty);
+    while (a != NULL) {
+        struct yapi *next = a->next;
+        a->cb(a->ud, status, &empty);
+        yapi_free(a);
+        a = next;
+    }
+}
+
 static void room_free(struct yroom *r)
 {
+    struct yapi *pending = r->api_head;
+    r->api_head = r->api_tail = NULL;
+    yapi_fail_all(pending, TD_ESTORE);
     struct td_yconn *c = r->head;
     while (c != NULL) {
         struct td_yconn *next = c->next;
@@ -556,6 +625,10 @@ static void room_free(struct yroom *r)
     while (r->fifo_head != NULL) {
         struct yop *o = r->fifo_head;
         r->fifo_head = o->fifo_next;
+        if (o->api_cb != NULL) {
+            td_buf_reset(&o->api_out);
+            o->api_cb(o->api_ud, TD_ESTORE, &o->api_out);
+        }
         yop_free(o);
     }
     for (size_t i = 0; i < r->naw; i++)
@@ -589,6 +662,8 @@ static void conn_replay(struct yroom *r, struct td_yconn *c, int64_t now)
     free(q);
 }
 
+static void room_api_run(struct yroom *r, struct yapi *a, int64_t now);
+
 static void room_loaded(struct yroom *r, struct yop *o, int64_t now)
 {
     int rv = o->op.status;
@@ -614,7 +689,10 @@ static void room_loaded(struct yroom *r, struct yop *o, int64_t now)
         }
         r->tail = NULL;
         r->nconns = 0;
+        struct yapi *pending = r->api_head;
+        r->api_head = r->api_tail = NULL;
         room_unload(r);
+        yapi_fail_all(pending, TD_ESTORE);
         return;
     }
     td_log_debug("yjs document loaded", "room=\"%.*s\" rows=%llu bytes=%zu",
@@ -630,6 +708,15 @@ static void room_loaded(struct yroom *r, struct yop *o, int64_t now)
     }
     for (struct td_yconn *c = r->head; c != NULL; c = c->next)
         conn_replay(r, c, now);
+    /* The API requests that waited; any made meanwhile (from a callback) run at once. */
+    struct yapi *a = r->api_head;
+    r->api_head = r->api_tail = NULL;
+    while (a != NULL) {
+        struct yapi *next = a->next;
+        room_api_run(r, a, now);
+        yapi_free(a);
+        a = next;
+    }
     if (r->appends_since_compact >= r->rs->cfg.compact_every && r->rs->submit != NULL)
         room_compact(r);
     room_sweep(r, now);
@@ -711,6 +798,26 @@ void td_yrooms_set_store(struct td_yrooms *rs, void (*submit)(void *ud, struct t
     rs->submit_ud = ud;
 }
 
+/* Creates room name[0..len) (loading: the caller submits the load once it attached what
+ * waits for it). */
+static struct yroom *room_create(struct td_yrooms *rs, const char *name, size_t len)
+{
+    struct yroom *r = td_xcalloc(1, sizeof(*r));
+    r->rs = rs;
+    r->name = td_xmalloc(len + 1);
+    memcpy(r->name, name, len);
+    r->name[len] = 0;
+    r->len = len;
+    r->doc = td_ydoc_new(YROOM_SERVER_CLIENT_ID);
+    struct td_ydoc_limits lim = {.max_update_bytes = rs->cfg.max_message,
+                                 .max_content_bytes = rs->cfg.max_document};
+    td_ydoc_set_limits(r->doc, &lim);
+    r->state = rs->submit != NULL ? ROOM_LOADING : ROOM_READY;
+    td_map_put(&rs->rooms, r->name, r->len, r);
+    rs->stats.rooms++;
+    return r;
+}
+
 struct td_yconn *td_yrooms_join(struct td_yrooms *rs, const char *name, size_t len, void *transport,
                                 int64_t now)
 {
@@ -719,21 +826,8 @@ struct td_yconn *td_yrooms_join(struct td_yrooms *rs, const char *name, size_t l
     c->transport = transport;
     struct yroom *r = td_map_get(&rs->rooms, name, len);
     bool created = r == NULL;
-    if (created) {
-        r = td_xcalloc(1, sizeof(*r));
-        r->rs = rs;
-        r->name = td_xmalloc(len + 1);
-        memcpy(r->name, name, len);
-        r->name[len] = 0;
-        r->len = len;
-        r->doc = td_ydoc_new(YROOM_SERVER_CLIENT_ID);
-        struct td_ydoc_limits lim = {.max_update_bytes = rs->cfg.max_message,
-                                     .max_content_bytes = rs->cfg.max_document};
-        td_ydoc_set_limits(r->doc, &lim);
-        r->state = rs->submit != NULL ? ROOM_LOADING : ROOM_READY;
-        td_map_put(&rs->rooms, r->name, r->len, r);
-        rs->stats.rooms++;
-    }
+    if (created)
+        r = room_create(rs, name, len);
     c->room = r;
     c->prev = r->tail;
     if (r->tail)
@@ -842,4 +936,205 @@ void td_yrooms_tick(struct td_yrooms *rs, int64_t now)
 void td_yrooms_stats(const struct td_yrooms *rs, struct td_yrooms_stats *out)
 {
     *out = rs->stats;
+}
+
+void td_yconn_set_read_only(struct td_yconn *c, bool read_only)
+{
+    c->read_only = read_only;
+}
+
+/* ---- the server API ---------------------------------------------------------------- */
+
+/* Answers an API request with out now, or after the appends already in flight. */
+static void room_api_answer(struct yroom *r, td_yrooms_api_cb cb, void *ud, struct td_buf *out)
+{
+    if (r->fifo_head == NULL) {
+        cb(ud, 0, out);
+        return;
+    }
+    struct yop *o = td_xcalloc(1, sizeof(*o));
+    td_buf_init(&o->op.doc_out);
+    td_buf_init(&o->snap);
+    o->api_out = *out;
+    td_buf_init(out);
+    o->room = r;
+    o->api_cb = cb;
+    o->api_ud = ud;
+    o->done = true;
+    fifo_push(r, o);
+}
+
+static void room_api_run(struct yroom *r, struct yapi *a, int64_t now)
+{
+    struct td_buf out;
+    td_buf_init(&out);
+    if (r->nconns == 0)
+        r->idle_since = now;
+    if (!a->is_update) {
+        td_ydoc_encode_state(r->doc, a->has_sv ? &a->sv : NULL, a->version, &out);
+        room_api_answer(r, a->cb, a->ud, &out);
+    } else {
+        int rv = td_ydoc_apply(r->doc, a->data, a->len, 1, &out);
+        if (rv != 0) {
+            r->rs->stats.rejected++;
+            td_log_info("yjs API update rejected", "room=\"%.*s\" err=\"%s\"",
+                        (int)(r->len < 200 ? r->len : 200), r->name, td_strerror(rv));
+            td_buf_reset(&out);
+            a->cb(a->ud, rv, &out);
+        } else if (out.len == 0) {
+            room_api_answer(r, a->cb, a->ud, &out);
+        } else {
+            r->rs->stats.updates++;
+            room_store_append(r, NULL, &out, a->cb, a->ud);
+        }
+    }
+    td_buf_free(&out);
+    room_sweep(r, now);
+}
+
+/* Runs a (owned, freed here) in its room, loading the room first if needed. */
+static void api_dispatch(struct td_yrooms *rs, const char *name, size_t len, struct yapi *a,
+                         int64_t now)
+{
+    struct yroom *r = td_map_get(&rs->rooms, name, len);
+    if (r == NULL && rs->submit == NULL && !a->is_update) {
+        /* No store and no room: the state of an empty document, without creating one. */
+        struct td_ydoc *d = td_ydoc_new(YROOM_SERVER_CLIENT_ID);
+        struct td_buf out;
+        td_buf_init(&out);
+        td_ydoc_encode_state(d, a->has_sv ? &a->sv : NULL, a->version, &out);
+        a->cb(a->ud, 0, &out);
+        td_buf_free(&out);
+        td_ydoc_del(d);
+        yapi_free(a);
+        return;
+    }
+    bool created = r == NULL;
+    if (created) {
+        r = room_create(rs, name, len);
+        r->idle_since = now;
+    }
+    if (r->state == ROOM_READY) {
+        room_api_run(r, a, now);
+        yapi_free(a);
+        return;
+    }
+    if (r->api_tail != NULL)
+        r->api_tail->next = a;
+    else
+        r->api_head = a;
+    r->api_tail = a;
+    if (created)
+        submit_op(r, yop_new(r, TD_STORE_OP_DOC_LOAD)); /* may complete at once */
+}
+
+static void api_fail(td_yrooms_api_cb cb, void *ud, int status)
+{
+    struct td_buf empty;
+    td_buf_init(&empty);
+    cb(ud, status, &empty);
+}
+
+void td_yrooms_api_state(struct td_yrooms *rs, const char *name, size_t len, const uint8_t *sv,
+                         size_t sv_len, bool has_sv, int version, td_yrooms_api_cb cb, void *ud,
+                         int64_t now)
+{
+    if (len == 0 || len > TD_YROOM_MAX_NAME || (version != 1 && version != 2)) {
+        api_fail(cb, ud, TD_EINVAL);
+        return;
+    }
+    struct yapi *a = td_xcalloc(1, sizeof(*a));
+    a->version = version;
+    a->cb = cb;
+    a->ud = ud;
+    if (has_sv) {
+        td_ysv_init(&a->sv);
+        a->has_sv = true;
+        if (td_ysv_decode(&a->sv, sv, sv_len) != 0) {
+            yapi_free(a);
+            api_fail(cb, ud, TD_EPROTO);
+            return;
+        }
+    }
+    api_dispatch(rs, name, len, a, now);
+}
+
+void td_yrooms_api_update(struct td_yrooms *rs, const char *name, size_t len, const uint8_t *update,
+                          size_t n, td_yrooms_api_cb cb, void *ud, int64_t now)
+{
+    if (len == 0 || len > TD_YROOM_MAX_NAME) {
+        api_fail(cb, ud, TD_EINVAL);
+        return;
+    }
+    if (n > rs->cfg.max_message) {
+        rs->stats.rejected++;
+        api_fail(cb, ud, TD_ELIMIT);
+        return;
+    }
+    struct yapi *a = td_xcalloc(1, sizeof(*a));
+    a->is_update = true;
+    a->data = td_xmalloc(n ? n : 1);
+    if (n > 0)
+        memcpy(a->data, update, n);
+    a->len = n;
+    a->cb = cb;
+    a->ud = ud;
+    api_dispatch(rs, name, len, a, now);
+}
+
+/* ---- tokens ------------------------------------------------------------------------ */
+
+static enum td_yroom_access access_of(const struct td_json *v)
+{
+    if (v->type != TD_JSON_STRING)
+        return TD_YROOM_ACCESS_NONE;
+    if (v->len == 2 && memcmp(v->str, "rw", 2) == 0)
+        return TD_YROOM_ACCESS_WRITE;
+    if (v->len == 1 && v->str[0] == 'r')
+        return TD_YROOM_ACCESS_READ;
+    return TD_YROOM_ACCESS_NONE;
+}
+
+enum td_yroom_access td_yrooms_token_access(const char *token, size_t n, const char *room,
+                                            size_t len)
+{
+    const char *dot1 = memchr(token, '.', n);
+    if (dot1 == NULL)
+        return TD_YROOM_ACCESS_NONE;
+    const char *p = dot1 + 1;
+    const char *dot2 = memchr(p, '.', n - (size_t)(p - token));
+    if (dot2 == NULL)
+        return TD_YROOM_ACCESS_NONE;
+    size_t plen = (size_t)(dot2 - p);
+    size_t cap = TD_BASE64_DECODED_MAX(plen) + 1;
+    uint8_t *json = td_xmalloc(cap);
+    int dl = td_base64_decode(p, plen, json, cap);
+    enum td_yroom_access acc = TD_YROOM_ACCESS_NONE;
+    struct td_json_doc doc;
+    if (dl < 0 || td_json_parse(&doc, (const char *)json, (size_t)dl, NULL) != 0) {
+        free(json);
+        return TD_YROOM_ACCESS_NONE;
+    }
+    const struct td_json *y = td_json_get(td_json_root(&doc), "yjs");
+    if (y == NULL || y->type == TD_JSON_NULL) {
+        acc = TD_YROOM_ACCESS_WRITE; /* no claim: the token limits nothing */
+    } else if (y->type == TD_JSON_OBJECT) {
+        const struct td_json *exact = NULL, *any = NULL;
+        for (size_t i = 0; i < y->n; i++) {
+            const struct td_json *m = &y->child[i];
+            if (m->key_len == len && memcmp(m->key, room, len) == 0)
+                exact = m; /* the last duplicate wins, as td_json_get does */
+            else if (m->key_len == 1 && m->key[0] == '*')
+                any = m;
+        }
+        if (exact != NULL)
+            acc = access_of(exact);
+        else if (any != NULL)
+            acc = access_of(any);
+    } else {
+        acc = access_of(y);
+    }
+    td_json_doc_free(&doc);
+    free(json);
+    return acc;
 }

@@ -41,6 +41,7 @@
 #ifndef TD_YROOM_H
 #define TD_YROOM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,6 +111,14 @@ struct td_yconn *td_yrooms_join(struct td_yrooms *rs, const char *name, size_t l
                                 int64_t now);
 /* td_yconn_message handles one binary message p[0..n) from the connection. */
 void td_yconn_message(struct td_yconn *c, const uint8_t *p, size_t n, int64_t now);
+/*
+ * td_yconn_set_read_only makes c read-only (or writable again): its sync step2 and update
+ * payloads are not applied; each non-empty one is answered with a y-protocols auth message
+ * "permission denied" (reason "read-only connection: ...") and counted in stats.rejected.
+ * An empty update (00 00, what a client with nothing new sends as step2) is ignored
+ * silently. It still receives updates and awareness, and may send awareness.
+ */
+void td_yconn_set_read_only(struct td_yconn *c, bool read_only);
 /* td_yconn_leave detaches the connection (its awareness states are removed and the removal
  * is broadcast) and frees the handle. */
 void td_yconn_leave(struct td_yconn *c, int64_t now);
@@ -122,9 +131,66 @@ void td_yrooms_store_done(struct td_yrooms *rs, struct td_store_op *op, int64_t 
  */
 void td_yrooms_tick(struct td_yrooms *rs, int64_t now);
 
+/*
+ * The server API (POST /api/doc_state and /api/doc_update, docs/yjs.md). A request on a
+ * room that is not in memory loads it from the store first, so the answer may come later;
+ * the room then stays loaded until idle_unload (it has no connections). The callback is
+ * called exactly once, possibly before the call returns, with status:
+ *   0           success: update holds doc_state's answer (empty for doc_update);
+ *   TD_EINVAL   empty or too long room name, or an unknown version;
+ *   TD_EPROTO   malformed state vector or update (nothing changed);
+ *   TD_ELIMIT   the update is above max_message or would take the document past
+ *               max_document (nothing changed);
+ *   TD_ESTORE   the room could not be loaded, the append failed (the document holds the
+ *               update, as for a client), or the rooms were freed while it waited.
+ * update is valid during the call only. The callback may call back into these functions.
+ */
+typedef void (*td_yrooms_api_cb)(void *ud, int status, const struct td_buf *update);
+
+/*
+ * td_yrooms_api_state answers the room's document as one update in `version` (1 or 2): all
+ * of it, or, when has_sv, what the holder of the v1 state vector sv[0..sv_len) lacks. Like
+ * a step2 reply, the answer waits behind appends in flight (it holds only durable state).
+ * Without a store, a room not in memory answers an empty document's state and is not
+ * created; with a store an unknown room loads as an empty document.
+ */
+void td_yrooms_api_state(struct td_yrooms *rs, const char *name, size_t len, const uint8_t *sv,
+                         size_t sv_len, bool has_sv, int version, td_yrooms_api_cb cb, void *ud,
+                         int64_t now);
+/*
+ * td_yrooms_api_update applies the v1 update[0..n) to the room's document as a client
+ * update would be: validated by applying it, appended to the store, broadcast to the room's
+ * connections once committed; the callback comes after that broadcast (or at once, status
+ * 0, when the update changes nothing and no append is in flight).
+ */
+void td_yrooms_api_update(struct td_yrooms *rs, const char *name, size_t len, const uint8_t *update,
+                          size_t n, td_yrooms_api_cb cb, void *ud, int64_t now);
+
+/* What a connection token allows in one room (td_yrooms_token_access). */
+enum td_yroom_access {
+    TD_YROOM_ACCESS_NONE = 0,
+    TD_YROOM_ACCESS_READ,
+    TD_YROOM_ACCESS_WRITE,
+};
+/*
+ * td_yrooms_token_access reads tandem's "yjs" claim from the payload of token[0..n), a
+ * compact JWS that td_jwt_verify has already accepted (the signature is not checked here),
+ * and returns the access it grants to room[0..len):
+ *   - no "yjs" claim (or null): WRITE (the token limits nothing);
+ *   - "yjs": "r" or "rw": READ or WRITE in every room;
+ *   - "yjs": {"ROOM": "r"|"rw", "*": "r"|"rw"}: the entry named exactly as the room, else
+ *     the "*" entry; a room in neither: NONE;
+ *   - any other value (or an unreadable payload): NONE.
+ */
+enum td_yroom_access td_yrooms_token_access(const char *token, size_t n, const char *room,
+                                            size_t len);
+
 struct td_yrooms_stats {
     uint64_t rooms;       /* rooms in memory */
     uint64_t conns;       /* joined connections */
+    uint64_t updates;     /* updates applied that changed a document (clients and API) */
+    uint64_t rejected;    /* updates refused: malformed, too large, or from a read-only
+                           * connection (clients and API) */
     uint64_t appends;     /* DOC_APPEND submitted */
     uint64_t compactions; /* DOC_COMPACT submitted */
     uint64_t unloads;     /* rooms unloaded */

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "core/td_alloc.h"
+#include "core/td_base64.h"
 #include "core/td_err.h"
 #include "core/td_json.h"
 
@@ -529,8 +530,160 @@ static int api_channels(struct td_hub *hub, const struct td_json *req, struct td
     return 200;
 }
 
-void td_api_call(struct td_hub *hub, struct td_str method, const char *body, size_t n,
-                 int64_t now_ms, int64_t uptime_s, td_api_done_cb done, void *ud)
+/* ---- Yjs documents (doc_state, doc_update; docs/yjs.md) ------------------------------ */
+
+struct api_ywait {
+    td_api_done_cb done;
+    void *ud;
+    bool is_state; /* doc_state: the answer carries the update */
+};
+
+static void on_api_doc(void *ud, int status, const struct td_buf *update)
+{
+    struct api_ywait *w = ud;
+    struct td_buf out;
+    td_buf_init(&out);
+    switch (status) {
+    case 0:
+        if (w->is_state) {
+            size_t cap = TD_BASE64_ENCODED_LEN(update->len) + 1;
+            char *b64 = td_xmalloc(cap);
+            size_t bn = td_base64_encode(update->data, update->len, b64);
+            td_buf_append_str(&out, "{\"result\":{\"update\":\"");
+            td_buf_append(&out, b64, bn);
+            td_buf_append_str(&out, "\"}}");
+            free(b64);
+        } else {
+            td_buf_append_str(&out, "{\"result\":{}}");
+        }
+        break;
+    case TD_EPROTO:
+        api_error(&out, TD_ERR_BAD_REQUEST,
+                  w->is_state ? "malformed state_vector" : "malformed update: not applied");
+        break;
+    case TD_ELIMIT:
+        api_error(&out, TD_ERR_BAD_REQUEST,
+                  "update too large (yjs.max_update_size or yjs.max_document_size): not applied");
+        break;
+    case TD_EINVAL:
+        api_error(&out, TD_ERR_BAD_REQUEST, "bad room name");
+        break;
+    default:
+        td_buf_append_str(&out,
+                          "{\"error\":{\"code\":100,\"message\":\"internal server error: "
+                          "the document could not be loaded or stored\",\"temporary\":true}}");
+        break;
+    }
+    w->done(w->ud, 200, &out);
+    td_buf_free(&out);
+    free(w);
+}
+
+/* Decodes the base64 string v into *bytes (owned); -1 after writing an error. */
+static int api_base64(const struct td_json *v, const char *what, struct td_buf *out,
+                      uint8_t **bytes, size_t *len)
+{
+    size_t cap = TD_BASE64_DECODED_MAX(v->len) + 1;
+    uint8_t *b = td_xmalloc(cap);
+    int n = td_base64_decode(v->str, v->len, b, cap);
+    if (n < 0) {
+        free(b);
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s is not valid base64", what);
+        api_error(out, TD_ERR_BAD_REQUEST, msg);
+        return -1;
+    }
+    *bytes = b;
+    *len = (size_t)n;
+    return 0;
+}
+
+/* Validates the room member; -1 after writing an error. */
+static int api_room(struct td_yrooms *yrooms, const struct td_json *req, struct td_buf *out,
+                    const struct td_json **room)
+{
+    if (yrooms == NULL) {
+        api_error(out, TD_ERR_NOT_AVAILABLE, "not available: yjs.enabled is false");
+        return -1;
+    }
+    *room = api_string(req, "room");
+    if (*room == NULL) {
+        api_error(out, TD_ERR_BAD_REQUEST, "room required");
+        return -1;
+    }
+    if ((*room)->len > TD_YROOM_MAX_NAME) {
+        api_error(out, TD_ERR_BAD_REQUEST, "room name too long");
+        return -1;
+    }
+    return 0;
+}
+
+static int api_doc_state(struct td_yrooms *yrooms, const struct td_json *req, int64_t now_ms,
+                         struct td_buf *out, td_api_done_cb done, void *ud)
+{
+    const struct td_json *room;
+    if (api_room(yrooms, req, out, &room) != 0)
+        return 200;
+    int version = 1;
+    const struct td_json *enc = td_json_get(req, "encoding");
+    if (enc != NULL && enc->type != TD_JSON_NULL) {
+        if (enc->type == TD_JSON_STRING && strcmp(enc->str, "v1") == 0) {
+            version = 1;
+        } else if (enc->type == TD_JSON_STRING && strcmp(enc->str, "v2") == 0) {
+            version = 2;
+        } else {
+            api_error(out, TD_ERR_BAD_REQUEST, "encoding must be \"v1\" or \"v2\"");
+            return 200;
+        }
+    }
+    uint8_t *sv = NULL;
+    size_t sv_len = 0;
+    const struct td_json *svj = td_json_get(req, "state_vector");
+    bool has_sv = svj != NULL && svj->type != TD_JSON_NULL;
+    if (has_sv) {
+        if (svj->type != TD_JSON_STRING) {
+            api_error(out, TD_ERR_BAD_REQUEST, "state_vector must be a base64 string");
+            return 200;
+        }
+        if (api_base64(svj, "state_vector", out, &sv, &sv_len) != 0)
+            return 200;
+    }
+    struct api_ywait *w = td_xcalloc(1, sizeof(*w));
+    w->done = done;
+    w->ud = ud;
+    w->is_state = true;
+    td_yrooms_api_state(yrooms, room->str, room->len, sv, sv_len, has_sv, version, on_api_doc, w,
+                        now_ms);
+    free(sv);
+    return 0;
+}
+
+static int api_doc_update(struct td_yrooms *yrooms, const struct td_json *req, int64_t now_ms,
+                          struct td_buf *out, td_api_done_cb done, void *ud)
+{
+    const struct td_json *room;
+    if (api_room(yrooms, req, out, &room) != 0)
+        return 200;
+    const struct td_json *u = td_json_get(req, "update");
+    if (u == NULL || u->type != TD_JSON_STRING) {
+        api_error(out, TD_ERR_BAD_REQUEST, "update required (a base64 string)");
+        return 200;
+    }
+    uint8_t *up;
+    size_t up_len;
+    if (api_base64(u, "update", out, &up, &up_len) != 0)
+        return 200;
+    struct api_ywait *w = td_xcalloc(1, sizeof(*w));
+    w->done = done;
+    w->ud = ud;
+    td_yrooms_api_update(yrooms, room->str, room->len, up, up_len, on_api_doc, w, now_ms);
+    free(up);
+    return 0;
+}
+
+void td_api_call(struct td_hub *hub, struct td_yrooms *yrooms, struct td_str method,
+                 const char *body, size_t n, int64_t now_ms, int64_t uptime_s, td_api_done_cb done,
+                 void *ud)
 {
     struct td_buf outbuf;
     struct td_buf *out = &outbuf;
@@ -573,6 +726,10 @@ void td_api_call(struct td_hub *hub, struct td_str method, const char *body, siz
         status = api_unsubscribe(hub, req, now_ms, out);
     } else if (IS("channels")) {
         status = api_channels(hub, req, out);
+    } else if (IS("doc_state")) {
+        status = api_doc_state(yrooms, req, now_ms, out, done, ud);
+    } else if (IS("doc_update")) {
+        status = api_doc_update(yrooms, req, now_ms, out, done, ud);
     } else {
         api_error(out, TD_ERR_METHOD_NOT_FOUND, "method not found");
         status = 404;

@@ -28,6 +28,17 @@ void td_metrics_write(struct td_buf *out, const struct td_metrics *m)
            m->bytes_out_total);
     metric(out, "tandem_uptime_seconds", "gauge", "Seconds since the server started.",
            (unsigned long long)(m->uptime_seconds > 0 ? m->uptime_seconds : 0));
+    if (m->yjs_enabled) {
+        metric(out, "tandem_yjs_rooms", "gauge", "Yjs rooms in memory.", m->yjs_rooms);
+        metric(out, "tandem_yjs_connections", "gauge", "y-websocket connections joined to a room.",
+               m->yjs_connections);
+        metric(out, "tandem_yjs_updates_total", "counter",
+               "Yjs updates applied to a document (from clients and the API).",
+               m->yjs_updates_total);
+        metric(out, "tandem_yjs_rejected_total", "counter",
+               "Yjs updates refused: malformed, too large, or from a read-only connection.",
+               m->yjs_rejected_total);
+    }
     if (!m->store_enabled)
         return;
     metric(out, "tandem_store_pending", "gauge", "Store operations waiting for their commit.",

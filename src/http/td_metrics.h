@@ -36,6 +36,12 @@ struct td_metrics {
     const uint64_t *commit_buckets; /* commit_nbounds + 1 entries */
     double commit_sum_seconds;
     uint64_t committed_ops_total; /* counter: operations made durable */
+    /* Yjs rooms (written only when yjs_enabled) */
+    bool yjs_enabled;
+    uint64_t yjs_rooms;          /* gauge: rooms in memory */
+    uint64_t yjs_connections;    /* gauge: y-websocket connections joined to a room */
+    uint64_t yjs_updates_total;  /* counter: updates applied (clients and API) */
+    uint64_t yjs_rejected_total; /* counter: updates refused (malformed, too large, read-only) */
 };
 
 /* td_metrics_write appends the exposition text for m to out. */

@@ -800,6 +800,49 @@ static void conn_yjs_deadline(struct td_conn *c)
     conn_deadline_at(c, next < c->y_next_ping ? next : c->y_next_ping);
 }
 
+/*
+ * Decides what a y-websocket session may do from its ?token= and yjs.require_token /
+ * yjs.read_only (docs/yjs.md). Returns 0 with *read_only set, or -1 after starting to close
+ * the (upgraded) connection with 4401 or 4403.
+ */
+static int yjs_access(struct td_conn *c, const struct td_http_request *req, const char *room,
+                      size_t room_len, bool *read_only)
+{
+    struct td_server *srv = c->srv;
+    char *tok = td_xmalloc(TD_JWT_MAX_TOKEN + 1);
+    int n = td_http_query_get(req->query, "token", tok, TD_JWT_MAX_TOKEN + 1);
+    if (n == TD_ENOTFOUND || n == 0) {
+        free(tok);
+        if (srv->cfg->yjs_require_token) {
+            conn_ws_close(c, 4401, "token required");
+            return -1;
+        }
+        *read_only = srv->cfg->yjs_read_only;
+        return 0;
+    }
+    const char *why = "malformed token";
+    enum td_jwt_status st = TD_JWT_INVALID;
+    struct td_jwt_claims claims;
+    memset(&claims, 0, sizeof(claims));
+    if (n > 0)
+        st = td_jwt_verify(srv->hub.keys, tok, (size_t)n, srv->hub.wall_s(), &claims, &why);
+    if (st != TD_JWT_OK) {
+        td_log_info("yjs token refused", "reason=\"%s\"", why);
+        free(tok);
+        conn_ws_close(c, 4401, st == TD_JWT_EXPIRED ? "token expired" : "invalid token");
+        return -1;
+    }
+    td_jwt_claims_free(&claims);
+    enum td_yroom_access acc = td_yrooms_token_access(tok, (size_t)n, room, room_len);
+    free(tok);
+    if (acc == TD_YROOM_ACCESS_NONE) {
+        conn_ws_close(c, 4403, "permission denied");
+        return -1;
+    }
+    *read_only = acc == TD_YROOM_ACCESS_READ;
+    return 0;
+}
+
 /* GET /yjs/<room>: the room is the rest of the path, as sent (not URL-decoded). */
 static void conn_upgrade_yjs(struct td_conn *c, const struct td_http_request *req)
 {
@@ -847,11 +890,15 @@ static void conn_upgrade_yjs(struct td_conn *c, const struct td_http_request *re
         conn_ws_close(c, TD_DISC_CONNECTION_LIMIT, "connection limit");
         return;
     }
+    bool read_only = false;
+    if (yjs_access(c, req, room, room_len, &read_only) != 0)
+        return;
     int64_t now = conn_now(c);
     c->y_next_ping = now + YJS_PING_MS;
     c->y_last_out = now;
     srv->nyjs++;
     c->yconn = td_yrooms_join(srv->yrooms, room, room_len, c, now);
+    td_yconn_set_read_only(c->yconn, read_only);
     if (c->state == CONN_WS)
         conn_deadline_at(c, now + YJS_QUIET_MS);
 }
@@ -939,8 +986,8 @@ static void conn_handle_api(struct td_conn *c, const struct td_http_request *req
     w->keep_alive = req->keep_alive;
     w->in_call = true;
     c->api_wait = w;
-    td_api_call(&srv->hub, method, (const char *)body, (size_t)req->content_length, now,
-                (now - srv->started_ms) / 1000, on_api_done, w);
+    td_api_call(&srv->hub, srv->yrooms, method, (const char *)body, (size_t)req->content_length,
+                now, (now - srv->started_ms) / 1000, on_api_done, w);
     w->in_call = false;
     if (w->answered) {
         free(w);
@@ -982,6 +1029,15 @@ static void conn_respond_metrics(struct td_conn *c, const struct td_http_request
         m.commit_buckets = st.commit_buckets;
         m.commit_sum_seconds = st.commit_seconds_sum;
         m.committed_ops_total = st.committed_ops;
+    }
+    if (srv->yrooms != NULL) {
+        struct td_yrooms_stats ys;
+        td_yrooms_stats(srv->yrooms, &ys);
+        m.yjs_enabled = true;
+        m.yjs_rooms = ys.rooms;
+        m.yjs_connections = ys.conns;
+        m.yjs_updates_total = ys.updates;
+        m.yjs_rejected_total = ys.rejected;
     }
     struct td_buf b;
     td_buf_init(&b);

@@ -19,3 +19,29 @@ TD_TEST(metrics_exposition_format)
     TD_CHECK(strstr(t, "# HELP tandem_slow_disconnects_total ") != NULL);
     td_buf_free(&b);
 }
+
+TD_TEST(metrics_yjs_only_when_enabled)
+{
+    struct td_metrics m = {0};
+    m.yjs_rooms = 2;
+    m.yjs_connections = 5;
+    m.yjs_updates_total = 7;
+    m.yjs_rejected_total = 1;
+    struct td_buf b;
+    td_buf_init(&b);
+    td_metrics_write(&b, &m);
+    td_buf_append_byte(&b, 0);
+    TD_CHECK(strstr((const char *)b.data, "tandem_yjs_") == NULL);
+    td_buf_reset(&b);
+    m.yjs_enabled = true;
+    td_metrics_write(&b, &m);
+    td_buf_append_byte(&b, 0);
+    const char *t = (const char *)b.data;
+    TD_CHECK(strstr(t, "# TYPE tandem_yjs_rooms gauge\ntandem_yjs_rooms 2\n") != NULL);
+    TD_CHECK(strstr(t, "# TYPE tandem_yjs_connections gauge\ntandem_yjs_connections 5\n") != NULL);
+    TD_CHECK(strstr(t, "# TYPE tandem_yjs_updates_total counter\ntandem_yjs_updates_total 7\n") !=
+             NULL);
+    TD_CHECK(strstr(t, "# TYPE tandem_yjs_rejected_total counter\ntandem_yjs_rejected_total 1\n") !=
+             NULL);
+    td_buf_free(&b);
+}

@@ -445,3 +445,209 @@ TD_TEST(yroom_durable_order_load_compact)
     fstore_free(&st);
     td_yrooms_free(rs);
 }
+
+/* An API answer recorded by api_cb. */
+struct fapi {
+    int calls;
+    int status;
+    struct td_buf update;
+};
+
+static void api_cb(void *ud, int status, const struct td_buf *update)
+{
+    struct fapi *a = ud;
+    a->calls++;
+    a->status = status;
+    td_buf_reset(&a->update);
+    td_buf_append(&a->update, update->data, update->len);
+}
+
+TD_TEST(yroom_api_update_and_state_with_store)
+{
+    struct td_yrooms_config cfg = {.idle_unload_ms = 1000};
+    struct td_yrooms *rs = td_yrooms_new(&cfg, &fops);
+    struct fstore st = {0};
+    td_yrooms_set_store(rs, fstore_submit, &st);
+    struct fapi a = {0}, s = {0};
+    td_buf_init(&a.update);
+    td_buf_init(&s.update);
+    struct td_ydoc *d = td_ydoc_new(31);
+    struct td_buf up;
+    td_buf_init(&up);
+    edit(d, "api", &up);
+
+    /* the room is not loaded: the update waits for the load, then for its append */
+    td_yrooms_api_update(rs, "r", 1, up.data, up.len, api_cb, &a, 0);
+    TD_CHECK_EQ_INT(a.calls, 0);
+    TD_REQUIRE(st.n == 1 && st.ops[0]->kind == TD_STORE_OP_DOC_LOAD);
+    fstore_run(&st, rs); /* load done: the append is submitted */
+    TD_CHECK_EQ_INT(a.calls, 0);
+    TD_REQUIRE(st.n == 1 && st.ops[0]->kind == TD_STORE_OP_DOC_APPEND);
+    /* a connection that joins now sees the update only once it is durable */
+    struct fconn c = {0};
+    c.h = td_yrooms_join(rs, "r", 1, &c, 0);
+    fstore_run(&st, rs);
+    TD_CHECK_EQ_INT(a.calls, 1);
+    TD_CHECK_EQ_INT(a.status, 0);
+    TD_CHECK_EQ_INT(st.nlog, 1);
+    TD_CHECK_EQ_INT(count_type(&c, TD_YPROTO_SYNC, TD_YPROTO_UPDATE), 1);
+
+    /* doc_state: the whole document, and a diff against a state vector */
+    td_yrooms_api_state(rs, "r", 1, NULL, 0, false, 1, api_cb, &s, 0);
+    TD_REQUIRE(s.calls == 1 && s.status == 0);
+    struct td_ydoc *full = td_ydoc_new(32);
+    TD_CHECK(td_ydoc_apply(full, s.update.data, s.update.len, 1, NULL) == 0);
+    check_text(full, "api");
+    edit(d, "+more", &up);
+    td_yrooms_api_update(rs, "r", 1, up.data, up.len, api_cb, &a, 0);
+    /* the state asked for now waits behind the append in flight */
+    struct td_buf sv;
+    td_buf_init(&sv);
+    td_ydoc_encode_sv(full, &sv);
+    td_yrooms_api_state(rs, "r", 1, sv.data, sv.len, true, 1, api_cb, &s, 0);
+    TD_CHECK_EQ_INT(s.calls, 1);
+    fstore_run(&st, rs);
+    TD_CHECK_EQ_INT(a.calls, 2);
+    TD_REQUIRE(s.calls == 2 && s.status == 0);
+    TD_CHECK(td_ydoc_apply(full, s.update.data, s.update.len, 1, NULL) == 0);
+    check_text(full, "api+more");
+
+    /* malformed input: nothing changes, nothing is stored */
+    static const uint8_t junk[] = {0x05, 0xff, 0xff, 0x01};
+    td_yrooms_api_update(rs, "r", 1, junk, sizeof(junk), api_cb, &a, 0);
+    TD_CHECK_EQ_INT(a.calls, 3);
+    TD_CHECK_EQ_INT(a.status, TD_EPROTO);
+    TD_CHECK_EQ_INT(st.n, 0);
+    static const uint8_t badsv[] = {0x05};
+    td_yrooms_api_state(rs, "r", 1, badsv, sizeof(badsv), true, 1, api_cb, &s, 0);
+    TD_CHECK_EQ_INT(s.status, TD_EPROTO);
+    td_yrooms_api_state(rs, "r", 1, NULL, 0, false, 3, api_cb, &s, 0);
+    TD_CHECK_EQ_INT(s.status, TD_EINVAL);
+    struct td_yrooms_stats ys;
+    td_yrooms_stats(rs, &ys);
+    TD_CHECK_EQ_INT(ys.updates, 2);
+    TD_CHECK_EQ_INT(ys.rejected, 1);
+
+    /* a duplicate update changes nothing and is answered at once */
+    td_yrooms_api_update(rs, "r", 1, up.data, up.len, api_cb, &a, 0);
+    TD_CHECK_EQ_INT(a.calls, 4);
+    TD_CHECK_EQ_INT(a.status, 0);
+    TD_CHECK_EQ_INT(st.n, 0);
+
+    /* a room that fails to load answers TD_ESTORE */
+    td_yrooms_api_state(rs, "bad", 3, NULL, 0, false, 1, api_cb, &s, 0);
+    TD_REQUIRE(st.n == 1);
+    st.ops[0]->status = TD_ESTORE;
+    st.n = 0;
+    td_yrooms_store_done(rs, st.ops[0], 0);
+    TD_CHECK_EQ_INT(s.status, TD_ESTORE);
+
+    td_yconn_leave(c.h, 0);
+    fconn_clear(&c);
+    td_ydoc_del(d);
+    td_ydoc_del(full);
+    td_buf_free(&up);
+    td_buf_free(&sv);
+    td_buf_free(&a.update);
+    td_buf_free(&s.update);
+    fstore_free(&st);
+    td_yrooms_free(rs);
+}
+
+TD_TEST(yroom_api_without_store_and_read_only)
+{
+    struct td_yrooms_config cfg = {0};
+    struct td_yrooms *rs = td_yrooms_new(&cfg, &fops);
+    struct fapi s = {0}, a = {0};
+    td_buf_init(&s.update);
+    td_buf_init(&a.update);
+    /* no store, unknown room: an empty document's state, no room created */
+    td_yrooms_api_state(rs, "x", 1, NULL, 0, false, 1, api_cb, &s, 0);
+    TD_REQUIRE(s.calls == 1 && s.status == 0);
+    TD_CHECK(s.update.len == 2 && s.update.data[0] == 0 && s.update.data[1] == 0);
+    struct td_yrooms_stats ys;
+    td_yrooms_stats(rs, &ys);
+    TD_CHECK_EQ_INT(ys.rooms, 0);
+
+    struct fconn w = {0}, ro = {0};
+    w.h = td_yrooms_join(rs, "r", 1, &w, 0);
+    ro.h = td_yrooms_join(rs, "r", 1, &ro, 0);
+    td_yconn_set_read_only(ro.h, true);
+    struct td_ydoc *d = td_ydoc_new(41);
+    struct td_buf up;
+    td_buf_init(&up);
+    /* the read-only client's empty step2 is ignored silently */
+    static const uint8_t empty[] = {0, 0};
+    struct td_buf e;
+    td_buf_init(&e);
+    td_buf_append(&e, empty, sizeof(empty));
+    send_sync(&ro, TD_YPROTO_STEP2, &e);
+    TD_CHECK_EQ_INT(count_type(&ro, TD_YPROTO_AUTH, 0), 0);
+    /* its update is refused with the auth message and not applied */
+    edit(d, "nope", &up);
+    send_sync(&ro, TD_YPROTO_UPDATE, &up);
+    TD_CHECK_EQ_INT(ro.close_code, 0);
+    TD_REQUIRE(count_type(&ro, TD_YPROTO_AUTH, 0) == 1);
+    struct td_yproto_msg m;
+    TD_REQUIRE(td_yproto_decode(ro.msgs[ro.n - 1]->data, ro.msgs[ro.n - 1]->len, 0, &m) == 0);
+    TD_CHECK(m.subtype == TD_YPROTO_AUTH_DENIED && m.reason.len > 0);
+    TD_CHECK_EQ_INT(count_type(&w, TD_YPROTO_SYNC, TD_YPROTO_UPDATE), 0);
+    /* it still receives the writer's and the API's updates */
+    struct td_ydoc *d2 = td_ydoc_new(42);
+    edit(d2, "ok", &up);
+    send_sync(&w, TD_YPROTO_UPDATE, &up);
+    TD_CHECK_EQ_INT(count_type(&ro, TD_YPROTO_SYNC, TD_YPROTO_UPDATE), 1);
+    edit(d2, "!", &up);
+    td_yrooms_api_update(rs, "r", 1, up.data, up.len, api_cb, &a, 0);
+    TD_CHECK(a.calls == 1 && a.status == 0);
+    TD_CHECK_EQ_INT(count_type(&ro, TD_YPROTO_SYNC, TD_YPROTO_UPDATE), 2);
+    td_yrooms_api_state(rs, "r", 1, NULL, 0, false, 1, api_cb, &s, 0);
+    struct td_ydoc *chk = td_ydoc_new(43);
+    TD_CHECK(td_ydoc_apply(chk, s.update.data, s.update.len, 1, NULL) == 0);
+    check_text(chk, "ok!");
+    td_yrooms_stats(rs, &ys);
+    TD_CHECK_EQ_INT(ys.updates, 2);
+    TD_CHECK_EQ_INT(ys.rejected, 1);
+    TD_CHECK_EQ_INT(ys.conns, 2);
+
+    td_yconn_leave(w.h, 0);
+    td_yconn_leave(ro.h, 0);
+    fconn_clear(&w);
+    fconn_clear(&ro);
+    td_ydoc_del(d);
+    td_ydoc_del(d2);
+    td_ydoc_del(chk);
+    td_buf_free(&up);
+    td_buf_free(&e);
+    td_buf_free(&s.update);
+    td_buf_free(&a.update);
+    td_yrooms_free(rs);
+}
+
+/* A token "h.PAYLOAD.s" (the signature is not checked by td_yrooms_token_access). */
+static enum td_yroom_access token_access(const char *payload_b64url, const char *room)
+{
+    char tok[512];
+    snprintf(tok, sizeof(tok), "e30.%s.c2ln", payload_b64url);
+    return td_yrooms_token_access(tok, strlen(tok), room, strlen(room));
+}
+
+TD_TEST(yroom_token_access_claim)
+{
+    /* {"sub":"u"} */
+    TD_CHECK_EQ_INT(token_access("eyJzdWIiOiJ1In0", "r"), TD_YROOM_ACCESS_WRITE);
+    /* {"yjs":"r"} */
+    TD_CHECK_EQ_INT(token_access("eyJ5anMiOiJyIn0", "any"), TD_YROOM_ACCESS_READ);
+    /* {"yjs":{"a":"r","*":"rw"}} */
+    const char *obj = "eyJ5anMiOnsiYSI6InIiLCIqIjoicncifX0";
+    TD_CHECK_EQ_INT(token_access(obj, "a"), TD_YROOM_ACCESS_READ);
+    TD_CHECK_EQ_INT(token_access(obj, "b"), TD_YROOM_ACCESS_WRITE);
+    /* {"yjs":{"a":"rw"}} */
+    TD_CHECK_EQ_INT(token_access("eyJ5anMiOnsiYSI6InJ3In19", "b"), TD_YROOM_ACCESS_NONE);
+    /* {"yjs":true} */
+    TD_CHECK_EQ_INT(token_access("eyJ5anMiOnRydWV9", "a"), TD_YROOM_ACCESS_NONE);
+    /* not base64 / not JSON / no dots */
+    TD_CHECK_EQ_INT(token_access("!!", "a"), TD_YROOM_ACCESS_NONE);
+    TD_CHECK_EQ_INT(token_access("bm90IGpzb24", "a"), TD_YROOM_ACCESS_NONE);
+    TD_CHECK_EQ_INT(td_yrooms_token_access("abc", 3, "a", 1), TD_YROOM_ACCESS_NONE);
+}
