@@ -215,6 +215,7 @@ static const struct opt ns_opts[] = {
     {"history_ttl", OPT_DURATION, NS(history_ttl_ms)},
     {"history_meta_ttl", OPT_DURATION, NS(history_meta_ttl_ms)},
     {"history_durable", OPT_BOOL, NS(history_durable)},
+    {"yjs", OPT_BOOL, NS(yjs)},
     {"force_recovery", OPT_BOOL, NS(force_recovery)},
     {"force_positioning", OPT_BOOL, NS(force_positioning)},
     {"allow_recovery", OPT_BOOL, NS(allow_recovery)},
@@ -428,6 +429,8 @@ static int load_ns(struct load_ctx *lc, struct td_ns_opts *ns, const struct td_j
                          "%s: force_recovery/force_positioning need history_size and "
                          "history_ttl",
                          prefix);
+    if (ns->yjs && (ns->history_size == 0 || ns->history_ttl_ms == 0))
+        return load_fail(lc, obj, "%s: yjs needs history_size and history_ttl", prefix);
     return 0;
 }
 

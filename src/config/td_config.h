@@ -19,6 +19,7 @@ struct td_ns_opts {
     int64_t history_ttl_ms;
     int64_t history_meta_ttl_ms;
     bool history_durable; /* history in the durable store (tandem's own key; default true) */
+    bool yjs; /* channels are Yjs documents (tandem's own key; needs history; docs/yjs.md) */
     bool force_recovery;
     bool force_positioning;
     bool allow_recovery;

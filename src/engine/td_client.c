@@ -595,7 +595,11 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
         pending_unlink(p);
         if (p != &local)
             free(p);
-        reply_error(x, cmd->id, rv == TD_ELIMIT ? TD_ERR_LIMIT_EXCEEDED : TD_ERR_UNKNOWN_CHANNEL);
+        /* TD_EPROTO: a Yjs channel refused the update (td_ydocchan.h) */
+        reply_error(x, cmd->id,
+                    rv == TD_ELIMIT   ? TD_ERR_LIMIT_EXCEEDED
+                    : rv == TD_EPROTO ? TD_ERR_BAD_REQUEST
+                                      : TD_ERR_UNKNOWN_CHANNEL);
         return;
     }
     if (p->c == NULL) { /* completed during the call: on_publish_done freed nothing */

@@ -9,6 +9,8 @@
 #include "core/td_log.h"
 #include "core/td_rand.h"
 #include "auth/td_jwt.h"
+#include "crdt/td_ydoc.h"
+#include "engine/td_ydocchan.h"
 
 #include <time.h>
 
@@ -78,6 +80,7 @@ static void idem_sweep(struct td_channel *ch, int64_t now_ms);
 
 static void channel_free(struct td_channel *ch)
 {
+    td_ydoc_del(ch->ydoc);
     idem_free_all(ch);
     td_stream_free(&ch->stream);
     free(ch->subs);
@@ -504,13 +507,10 @@ void td_hub_store_done(struct td_hub *hub, struct td_store_op *op, int64_t now_m
     free(o);
 }
 
-int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
-                         const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
-                         td_hub_publish_cb cb, void *ud)
+static int hub_publish_ch(struct td_hub *hub, struct td_channel *ch, struct td_str data,
+                          const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
+                          td_hub_publish_cb cb, void *ud)
 {
-    struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
-    if (ch == NULL)
-        return TD_ENOTFOUND;
     if (ch->durable) {
         /* Idempotency keys live in the store too, so a retry after a restart is caught. */
         struct hub_op *o = hub_op_new(ch, TD_STORE_OP_PUBLISH, idem_key);
@@ -559,6 +559,32 @@ int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_st
     }
     cb(ud, 0, &r);
     return 0;
+}
+
+int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
+                         const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
+                         td_hub_publish_cb cb, void *ud)
+{
+    struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
+    if (ch == NULL)
+        return TD_ENOTFOUND;
+    if (!ch->ns->yjs)
+        return hub_publish_ch(hub, ch, data, info, idem_key, now_ms, cb, ud);
+    /* A Yjs channel (td_ydocchan.h) publishes the normalized update, or nothing at all;
+     * an update the document refuses gives TD_EPROTO and is published nowhere. */
+    struct td_buf norm;
+    td_buf_init(&norm);
+    int rv = td_ydocchan_publish(&ch->ydoc, hub->cfg, data, &norm);
+    if (rv == 0 && norm.len == 0) {
+        struct td_publish_result r;
+        memset(&r, 0, sizeof(r));
+        cb(ud, 0, &r);
+    } else if (rv == 0) {
+        struct td_str nd = {(const char *)norm.data, norm.len};
+        rv = hub_publish_ch(hub, ch, nd, info, idem_key, now_ms, cb, ud);
+    }
+    td_buf_free(&norm);
+    return rv;
 }
 
 /* Captures the result of a publish that completes synchronously. */
@@ -625,6 +651,8 @@ void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offs
 {
     if (offset == 0 || offset > ch->stream.top)
         return;
+    if (ch->ns->yjs)
+        td_ydocchan_restore(&ch->ydoc, hub->cfg, data); /* rebuild the document in offset order */
     int64_t age = hub->wall_ms() - wall_ms;
     struct td_pub *pub = td_pub_new(data, info, now_ms - (age > 0 ? age : 0));
     /* History rows are contiguous; if one is missing, keep only what follows the gap. */

@@ -33,6 +33,7 @@ struct td_client;
 struct td_client_pending;
 struct td_hub;
 struct td_jwt_keys;
+struct td_ydoc;
 
 struct td_transport_ops {
     /*
@@ -105,6 +106,7 @@ struct td_channel {
     int64_t idle_since_ms; /* when the last subscriber left (0 while subscribed) */
     struct td_map idem;    /* idempotency key -> remembered publish result (memory mode) */
     bool durable;          /* history lives in the durable store */
+    struct td_ydoc *ydoc;  /* the channel's document if its namespace has "yjs" (td_ydocchan.h) */
     uint32_t npending;     /* store operations in flight; the channel is kept while > 0 */
 };
 
@@ -226,8 +228,9 @@ typedef void (*td_hub_publish_cb)(void *ud, int status, const struct td_publish_
  * td_hub_publish_async publishes like td_hub_publish_idem, but in a channel whose history is
  * durable the publication gets its offset from the store, and is fanned out and reported
  * only after its commit. Returns 0 when accepted: cb is then called exactly once, possibly
- * before this returns (memory channels, idempotent retries). Returns TD_ENOTFOUND or
- * TD_ELIMIT without calling cb. data and info are copied.
+ * before this returns (memory channels, idempotent retries, a Yjs update that changed
+ * nothing). Returns TD_ENOTFOUND, TD_ELIMIT, or TD_EPROTO (a "yjs" channel refused the data,
+ * td_ydocchan.h) without calling cb. data and info are copied.
  */
 int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
                          const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,

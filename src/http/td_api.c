@@ -197,6 +197,9 @@ static void api_publish_one(struct td_hub *hub, struct api_slot *slot, struct td
     if (rv == TD_ELIMIT)
         td_buf_append_str(&slot->frag, "{\"error\":{\"code\":111,\"message\":\"too many "
                                        "idempotency keys in this channel\",\"temporary\":true}}");
+    else if (rv == TD_EPROTO) /* a Yjs channel refused the update (td_ydocchan.h) */
+        td_buf_append_str(&slot->frag, "{\"error\":{\"code\":107,\"message\":\"bad request: "
+                                       "not a valid Yjs update for this channel\"}}");
     else
         td_buf_append_str(&slot->frag,
                           "{\"error\":{\"code\":102,\"message\":\"unknown channel\"}}");

@@ -1,0 +1,133 @@
+'use strict';
+// tandem-yjs-provider.js - binds a Y.Doc to a tandem channel of a namespace with
+// "yjs": true (docs/yjs.md, "Documents over channels"), through the `centrifuge` client.
+//
+//   const Y = require('yjs')
+//   const { Centrifuge } = require('centrifuge')
+//   const { TandemYjsProvider } = require('./tandem-yjs-provider')
+//   const client = new Centrifuge('ws://HOST:PORT/connection/websocket')
+//   const provider = new TandemYjsProvider(client, 'docs:my-doc', new Y.Doc(), { Y })
+//   client.connect()
+//   await provider.whenSynced()
+//
+// `Y` is passed in rather than required so that the provider uses the application's own
+// copy of yjs (two copies of yjs in one program do not mix).
+//
+// How it works:
+// - The channel is subscribed with recovery. Every publication is one Yjs update (the
+//   server's normalized form), applied to the doc as it arrives; Yjs updates commute, so
+//   order and duplicates do not matter.
+// - On every (re)subscribe that did not recover, the channel history is read from offset 0
+//   and applied: that is how a late joiner gets the document. LIMITATION: the history holds
+//   at most history_size publications (and only for history_ttl), so until tandem keeps a
+//   state snapshot, a late joiner can only rebuild documents whose whole edit history still
+//   fits in the channel history.
+// - After catching up, the doc's whole state is published once. The server publishes only
+//   what it did not have (nothing, usually), which repairs edits made while offline and a
+//   server document lost to a restart or to the channel being forgotten.
+// - Local doc updates are published while subscribed; an update made while not subscribed
+//   is carried by that full-state publish on the next subscribe.
+//
+// Wire form: JSON clients publish a JSON string of base64; protobuf clients (`binary: true`)
+// publish the raw update bytes. Every publication arrives as a JSON string of base64 (a
+// protobuf client receives the UTF-8 bytes of that JSON string).
+
+const REMOTE = Symbol('tandem-yjs-remote'); // transaction origin of updates from the channel
+
+function toBase64(u8) {
+  if (typeof Buffer !== 'undefined') return Buffer.from(u8).toString('base64');
+  let s = '';
+  for (const b of u8) s += String.fromCharCode(b);
+  return btoa(s);
+}
+
+function fromBase64(s) {
+  if (typeof Buffer !== 'undefined') return new Uint8Array(Buffer.from(s, 'base64'));
+  return Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+}
+
+/** The update carried by publication data (a base64 string, or its JSON as bytes). */
+function decodeData(data) {
+  if (typeof data === 'string') return fromBase64(data);
+  return fromBase64(JSON.parse(new TextDecoder().decode(data)));
+}
+
+class TandemYjsProvider {
+  /**
+   * client: a `centrifuge` Centrifuge instance; channel: a channel of a "yjs" namespace
+   * (the namespace must allow publish and history for subscribers); doc: the Y.Doc;
+   * opts.Y: the yjs module; opts.binary: true with centrifuge's protobuf build.
+   */
+  constructor(client, channel, doc, { Y, binary = false } = {}) {
+    if (!Y) throw new Error('TandemYjsProvider: pass the yjs module as opts.Y');
+    this.Y = Y;
+    this.doc = doc;
+    this.binary = binary;
+    this.synced = false;
+    this._waiters = [];
+    this.sub = client.getSubscription(channel) || client.newSubscription(channel, { recoverable: true });
+    this._onPublication = (ctx) => this._applyRemote(ctx.data);
+    this._onSubscribed = (ctx) => {
+      this._catchUp(ctx).catch((err) => this._log('catch-up failed', err));
+    };
+    this._onUpdate = (update, origin) => {
+      if (origin !== REMOTE && this.sub.state === 'subscribed') this._publish(update);
+    };
+    this.sub.on('publication', this._onPublication);
+    this.sub.on('subscribed', this._onSubscribed);
+    doc.on('update', this._onUpdate);
+    this.sub.subscribe();
+  }
+
+  /** Resolves once the doc holds the channel's history (after the first subscribe). */
+  whenSynced() {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this._waiters.push(resolve));
+  }
+
+  /** Stops syncing: unsubscribes and detaches from the doc (the doc itself is kept). */
+  destroy() {
+    this.doc.off('update', this._onUpdate);
+    this.sub.removeListener('publication', this._onPublication);
+    this.sub.removeListener('subscribed', this._onSubscribed);
+    this.sub.unsubscribe();
+  }
+
+  _applyRemote(data) {
+    try {
+      this.Y.applyUpdate(this.doc, decodeData(data), REMOTE);
+    } catch (err) {
+      this._log('bad publication ignored', err);
+    }
+  }
+
+  _publish(update) {
+    const data = this.binary ? update : toBase64(update);
+    this.sub.publish(data).catch((err) => this._log('publish failed', err));
+  }
+
+  async _catchUp(ctx) {
+    if (!ctx.recovered) {
+      // Read the whole history, oldest first, page by page (the server caps page sizes).
+      let since = { offset: 0, epoch: ctx.streamPosition ? ctx.streamPosition.epoch : '' };
+      for (;;) {
+        const page = await this.sub.history({ since, limit: 1000 });
+        for (const pub of page.publications) this._applyRemote(pub.data);
+        const last = page.publications[page.publications.length - 1];
+        if (!last || last.offset >= page.offset) break;
+        since = { offset: last.offset, epoch: page.epoch };
+      }
+    }
+    // Our whole state: the server keeps only what it lacked ([0, 0] is an empty doc).
+    const state = this.Y.encodeStateAsUpdate(this.doc);
+    if (state.length > 2) this._publish(state);
+    this.synced = true;
+    for (const resolve of this._waiters.splice(0)) resolve();
+  }
+
+  _log(what, err) {
+    if (typeof console !== 'undefined') console.warn(`tandem-yjs-provider: ${what}:`, err && err.message);
+  }
+}
+
+module.exports = { TandemYjsProvider };

@@ -1,0 +1,82 @@
+#include "engine/td_ydocchan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/td_alloc.h"
+#include "core/td_base64.h"
+#include "core/td_err.h"
+#include "core/td_json.h"
+#include "crdt/td_ydoc.h"
+
+int td_ydocchan_decode(struct td_str data, struct td_buf *out)
+{
+    if (!td_json_valid(data.p, data.n)) {
+        if (data.n > 0)
+            td_buf_append(out, data.p, data.n); /* raw bytes (protobuf clients) */
+        return 0;
+    }
+    struct td_json_doc jd;
+    int rv = td_json_parse(&jd, data.p, data.n, NULL);
+    const struct td_json *v = rv == 0 ? td_json_root(&jd) : NULL;
+    if (v == NULL || v->type != TD_JSON_STRING) {
+        td_json_doc_free(&jd);
+        return TD_EPROTO;
+    }
+    size_t cap = TD_BASE64_DECODED_MAX(v->len);
+    size_t start = out->len;
+    td_buf_reserve(out, cap + 1);
+    int n = td_base64_decode(v->str, v->len, out->data + start, cap);
+    td_json_doc_free(&jd);
+    if (n < 0)
+        return TD_EPROTO;
+    out->len = start + (size_t)n;
+    return 0;
+}
+
+int td_ydocchan_apply(struct td_ydoc *doc, struct td_str data, struct td_buf *out)
+{
+    struct td_buf update, norm;
+    td_buf_init(&update);
+    td_buf_init(&norm);
+    int rv = td_ydocchan_decode(data, &update);
+    if (rv == 0)
+        rv = td_ydoc_apply(doc, update.data, update.len, 1, &norm);
+    if (rv == 0 && norm.len > 0) {
+        size_t start = out->len;
+        td_buf_reserve(out, TD_BASE64_ENCODED_LEN(norm.len) + 3);
+        out->data[start] = '"';
+        size_t n = td_base64_encode(norm.data, norm.len, (char *)out->data + start + 1);
+        out->data[start + 1 + n] = '"';
+        out->len = start + n + 2;
+    }
+    td_buf_free(&update);
+    td_buf_free(&norm);
+    return rv == TD_ELIMIT ? TD_ELIMIT : rv == 0 ? 0 : TD_EPROTO;
+}
+
+static struct td_ydoc *doc_get(struct td_ydoc **doc, const struct td_config *cfg)
+{
+    if (*doc == NULL) {
+        *doc = td_ydoc_new(0); /* the server makes no edits of its own */
+        struct td_ydoc_limits lim = {.max_update_bytes = cfg->yjs_max_update_size,
+                                     .max_content_bytes = cfg->yjs_max_document_size};
+        td_ydoc_set_limits(*doc, &lim);
+    }
+    return *doc;
+}
+
+int td_ydocchan_publish(struct td_ydoc **doc, const struct td_config *cfg, struct td_str data,
+                        struct td_buf *out)
+{
+    int rv = td_ydocchan_apply(doc_get(doc, cfg), data, out);
+    return rv == 0 ? 0 : TD_EPROTO;
+}
+
+void td_ydocchan_restore(struct td_ydoc **doc, const struct td_config *cfg, struct td_str data)
+{
+    struct td_buf ignored;
+    td_buf_init(&ignored);
+    (void)td_ydocchan_apply(doc_get(doc, cfg), data, &ignored);
+    td_buf_free(&ignored);
+}
