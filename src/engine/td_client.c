@@ -576,9 +576,13 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
     td_client_info_fill(c, td_client_find_sub(c, cmd->channel), &info);
     /* Memory channels answer inside the call, so only a durable one needs p on the heap. */
     struct td_channel *ch = td_hub_channel_get(c->hub, cmd->channel, x->now_ms);
+    if (ch == NULL) {
+        reply_error(x, cmd->id, TD_ERR_UNKNOWN_CHANNEL);
+        return;
+    }
     struct td_client_pending local;
     struct td_client_pending *p = &local;
-    if (ch != NULL && ch->durable)
+    if (ch->durable)
         p = td_xmalloc(sizeof(*p));
     memset(p, 0, sizeof(*p));
     p->c = c;
@@ -589,8 +593,8 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
     if (c->pending != NULL)
         c->pending->prev = p;
     c->pending = p;
-    int rv = td_hub_publish_async(c->hub, cmd->channel, cmd->data, &info, TD_STR_NULL, x->now_ms,
-                                  on_publish_done, p);
+    int rv = td_hub_channel_publish(c->hub, ch, cmd->data, &info, TD_STR_NULL, x->now_ms,
+                                    on_publish_done, p);
     if (rv != 0) {
         pending_unlink(p);
         if (p != &local)

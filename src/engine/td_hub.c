@@ -568,6 +568,13 @@ int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_st
     struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
     if (ch == NULL)
         return TD_ENOTFOUND;
+    return td_hub_channel_publish(hub, ch, data, info, idem_key, now_ms, cb, ud);
+}
+
+int td_hub_channel_publish(struct td_hub *hub, struct td_channel *ch, struct td_str data,
+                           const struct td_client_info *info, struct td_str idem_key,
+                           int64_t now_ms, td_hub_publish_cb cb, void *ud)
+{
     if (!ch->ns->yjs)
         return hub_publish_ch(hub, ch, data, info, idem_key, now_ms, cb, ud);
     /* A Yjs channel (td_ydocchan.h) publishes the normalized update, or nothing at all;

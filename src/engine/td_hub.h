@@ -236,6 +236,11 @@ int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_st
                          const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
                          td_hub_publish_cb cb, void *ud);
 
+/* td_hub_channel_publish is td_hub_publish_async into a channel the caller already has. */
+int td_hub_channel_publish(struct td_hub *hub, struct td_channel *ch, struct td_str data,
+                           const struct td_client_info *info, struct td_str idem_key,
+                           int64_t now_ms, td_hub_publish_cb cb, void *ud);
+
 /* td_hub_store_done finishes an operation the store completed (loop thread, FIFO order). */
 void td_hub_store_done(struct td_hub *hub, struct td_store_op *op, int64_t now_ms);
 

@@ -80,6 +80,7 @@ enum {
     Q_PUB_INSERT,
     Q_CHAN_CLEAR,
     Q_PUB_SWEEP,
+    Q_PUB_MAXSEQ,
     Q_IDEM_GET,
     Q_IDEM_PUT,
     Q_IDEM_DELETE_ALL,
@@ -98,6 +99,7 @@ static const char *const store_sql[Q_COUNT] = {
     [Q_CHAN_UPDATE] = "UPDATE channels SET top = ?2, last_pub_ms = ?3, "
                       "min_off = max(min_off, ?4) WHERE id = ?1",
     [Q_CHAN_CLEAR] = "UPDATE channels SET min_off = top + 1 WHERE id = ?1",
+    [Q_PUB_MAXSEQ] = "SELECT ifnull(max(seq), 0) FROM pubs",
     [Q_PUB_SWEEP] = "DELETE FROM pubs WHERE seq IN (SELECT p.seq FROM pubs p LEFT JOIN channels c "
                     "ON c.id = p.chan WHERE p.seq > ?1 AND p.seq <= ?2 AND (c.id IS NULL OR "
                     "p.off < c.min_off OR (p.expires_ms > 0 AND p.expires_ms <= ?3)))",
@@ -589,14 +591,12 @@ static int store_sweep(struct td_store *st, int64_t now, int64_t window)
     int deleted = sqlite3_changes(st->db);
     st->sweep_cursor = from + window;
     /* past the end of the log: start over */
-    sqlite3_stmt *m;
-    if (sqlite3_prepare_v2(st->db, "SELECT ifnull(max(seq), 0) FROM pubs", -1, &m, NULL) !=
-        SQLITE_OK)
-        return TD_ESTORE;
-    if (sqlite3_step(m) == SQLITE_ROW && sqlite3_column_int64(m, 0) <= st->sweep_cursor)
+    sqlite3_stmt *m = st->q[Q_PUB_MAXSEQ];
+    int rc = sqlite3_step(m);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(m, 0) <= st->sweep_cursor)
         st->sweep_cursor = 0;
-    sqlite3_finalize(m);
-    return deleted;
+    sqlite3_reset(m);
+    return rc == SQLITE_ROW ? deleted : TD_ESTORE;
 }
 
 int td_store_commit(struct td_store *st, struct td_store_op **ops, size_t n, char *err,
