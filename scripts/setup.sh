@@ -10,7 +10,7 @@ pkgs+=(libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev)
 want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 if [ $want_test = 1 ]; then
-  pkgs+=(nodejs curl)
+  pkgs+=(nodejs curl chromium)  # chromium: headless browser tests (playwright-core drives it)
 fi
 
 missing=()

@@ -13,24 +13,31 @@
 // `Y` is passed in rather than required so that the provider uses the application's own
 // copy of yjs (two copies of yjs in one program do not mix).
 //
+// The channel `ns:R` is the server's Yjs room `ns:R`: y-websocket clients of
+// ws://HOST:PORT/yjs/ns:R edit the same document, and the server keeps it durably (its
+// room log with snapshots), not in the channel history.
+//
 // How it works:
 // - The channel is subscribed with recovery. Every publication is one Yjs update (the
-//   server's normalized form), applied to the doc as it arrives; Yjs updates commute, so
-//   order and duplicates do not matter.
-// - On every (re)subscribe that did not recover, the channel history is read from offset 0
-//   and applied: that is how a late joiner gets the document. LIMITATION: the history holds
-//   at most history_size publications (and only for history_ttl), so until tandem keeps a
-//   state snapshot, a late joiner can only rebuild documents whose whole edit history still
-//   fits in the channel history.
-// - After catching up, the doc's whole state is published once. The server publishes only
-//   what it did not have (nothing, usually), which repairs edits made while offline and a
-//   server document lost to a restart or to the channel being forgotten.
+//   server's normalized form, from a channel client or a y-websocket client), applied to
+//   the doc as it arrives; Yjs updates commute, so order and duplicates do not matter.
+// - On every (re)subscribe that did not recover (a first subscribe, a server restart, a
+//   gap longer than the channel history), the provider asks the server for what its doc
+//   lacks with tandem's `doc_state` rpc (data {channel, sv: base64 state vector}, answer
+//   {update: base64 update}) and applies it: that is how a late joiner gets the whole
+//   document, however long its history. Publications that arrive meanwhile are applied
+//   too (duplicates are harmless).
+// - After catching up, the doc's whole state is published once. The server keeps only
+//   what it did not have (nothing, usually), which brings in edits made while offline.
 // - Local doc updates are published while subscribed; an update made while not subscribed
 //   is carried by that full-state publish on the next subscribe.
 //
 // Wire form: JSON clients publish a JSON string of base64; protobuf clients (`binary: true`)
 // publish the raw update bytes. Every publication arrives as a JSON string of base64 (a
-// protobuf client receives the UTF-8 bytes of that JSON string).
+// protobuf client receives the UTF-8 bytes of that JSON string). The rpc data and answer
+// are JSON objects (UTF-8 JSON bytes for protobuf clients).
+//
+// The namespace must allow publish to subscribers (the rpc only needs the subscription).
 
 const REMOTE = Symbol('tandem-yjs-remote'); // transaction origin of updates from the channel
 
@@ -55,12 +62,14 @@ function decodeData(data) {
 class TandemYjsProvider {
   /**
    * client: a `centrifuge` Centrifuge instance; channel: a channel of a "yjs" namespace
-   * (the namespace must allow publish and history for subscribers); doc: the Y.Doc;
+   * (the namespace must allow publish for subscribers); doc: the Y.Doc;
    * opts.Y: the yjs module; opts.binary: true with centrifuge's protobuf build.
    */
   constructor(client, channel, doc, { Y, binary = false } = {}) {
     if (!Y) throw new Error('TandemYjsProvider: pass the yjs module as opts.Y');
     this.Y = Y;
+    this.client = client;
+    this.channel = channel;
     this.doc = doc;
     this.binary = binary;
     this.synced = false;
@@ -79,7 +88,7 @@ class TandemYjsProvider {
     this.sub.subscribe();
   }
 
-  /** Resolves once the doc holds the channel's history (after the first subscribe). */
+  /** Resolves once the doc holds the server's document (after the first subscribe). */
   whenSynced() {
     if (this.synced) return Promise.resolve();
     return new Promise((resolve) => this._waiters.push(resolve));
@@ -106,18 +115,19 @@ class TandemYjsProvider {
     this.sub.publish(data).catch((err) => this._log('publish failed', err));
   }
 
+  /** Asks the server (rpc doc_state) for what the doc lacks and applies it. */
+  async _fetchState() {
+    const req = { channel: this.channel, sv: toBase64(this.Y.encodeStateVector(this.doc)) };
+    const data = this.binary ? new TextEncoder().encode(JSON.stringify(req)) : req;
+    const res = await this.client.rpc('doc_state', data);
+    let answer = res.data;
+    if (answer instanceof Uint8Array) answer = JSON.parse(new TextDecoder().decode(answer));
+    if (!answer || typeof answer.update !== 'string') throw new Error('bad doc_state answer');
+    this.Y.applyUpdate(this.doc, fromBase64(answer.update), REMOTE);
+  }
+
   async _catchUp(ctx) {
-    if (!ctx.recovered) {
-      // Read the whole history, oldest first, page by page (the server caps page sizes).
-      let since = { offset: 0, epoch: ctx.streamPosition ? ctx.streamPosition.epoch : '' };
-      for (;;) {
-        const page = await this.sub.history({ since, limit: 1000 });
-        for (const pub of page.publications) this._applyRemote(pub.data);
-        const last = page.publications[page.publications.length - 1];
-        if (!last || last.offset >= page.offset) break;
-        since = { offset: last.offset, epoch: page.epoch };
-      }
-    }
+    if (!ctx.recovered) await this._fetchState();
     // Our whole state: the server keeps only what it lacked ([0, 0] is an empty doc).
     const state = this.Y.encodeStateAsUpdate(this.doc);
     if (state.length > 2) this._publish(state);

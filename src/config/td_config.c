@@ -52,6 +52,7 @@ void td_config_init(struct td_config *cfg)
     cfg->expired_close_delay_ms = 25000;
     cfg->api_max_body = 1024 * 1024;
     cfg->http_idle_timeout_ms = 30000;
+    cfg->static_dir = td_xstrdup("");
     cfg->channel_max_length = 255;
     cfg->idempotency_window_ms = 300000;
     cfg->namespace_boundary = ':';
@@ -80,6 +81,7 @@ void td_config_free(struct td_config *cfg)
     free(cfg->token_ecdsa_public_key);
     free(cfg->tls_cert_file);
     free(cfg->tls_key_file);
+    free(cfg->static_dir);
     for (size_t i = 0; i < cfg->n_allowed_origins; i++)
         free(cfg->allowed_origins[i]);
     free(cfg->allowed_origins);
@@ -197,6 +199,7 @@ static const struct opt cfg_opts[] = {
     {"http_api.key", OPT_STRING, CFG(api_key)},
     {"http_api.insecure", OPT_BOOL, CFG(api_insecure)},
     {"http_server.idle_timeout", OPT_DURATION, CFG(http_idle_timeout_ms)},
+    {"http_server.static_dir", OPT_STRING, CFG(static_dir)},
     {"channel.max_length", OPT_U32, CFG(channel_max_length)},
     {"channel.idempotency_window", OPT_DURATION, CFG(idempotency_window_ms)},
     {"yjs.enabled", OPT_BOOL, CFG(yjs_enabled)},
@@ -429,8 +432,10 @@ static int load_ns(struct load_ctx *lc, struct td_ns_opts *ns, const struct td_j
                          "%s: force_recovery/force_positioning need history_size and "
                          "history_ttl",
                          prefix);
-    if (ns->yjs && (ns->history_size == 0 || ns->history_ttl_ms == 0))
-        return load_fail(lc, obj, "%s: yjs needs history_size and history_ttl", prefix);
+    /* A "yjs" channel's document lives in its room's log (docs/yjs.md): its history is
+     * only for recovery within one process, never written to the store. */
+    if (ns->yjs)
+        ns->history_durable = false;
     return 0;
 }
 
@@ -527,6 +532,25 @@ static int load_object(struct load_ctx *lc, struct td_config *cfg, const struct 
     return 0;
 }
 
+/* A namespace with "yjs": true needs the rooms (its channels' documents live there). */
+static int check_yjs(const struct td_config *cfg, char *err, size_t errlen, const char *where)
+{
+    if (cfg->yjs_enabled)
+        return 0;
+    const struct td_ns_opts *bad = cfg->without_ns.yjs ? &cfg->without_ns : NULL;
+    for (size_t i = 0; bad == NULL && i < cfg->n_namespaces; i++) {
+        if (cfg->namespaces[i].yjs)
+            bad = &cfg->namespaces[i];
+    }
+    if (bad == NULL)
+        return 0;
+    snprintf(err, errlen,
+             "%s: channel namespace \"%s\" has \"yjs\": true but yjs.enabled is false (its "
+             "documents live in the Yjs rooms)",
+             where, bad == &cfg->without_ns ? "without_namespace" : bad->name);
+    return TD_EINVAL;
+}
+
 int td_config_load_text(struct td_config *cfg, const char *name, const char *text, size_t n,
                         char *err, size_t errlen, td_config_warn_cb warn, void *ud)
 {
@@ -545,6 +569,8 @@ int td_config_load_text(struct td_config *cfg, const char *name, const char *tex
     else
         rv = load_object(&lc, cfg, root, "");
     td_json_doc_free(&doc);
+    if (rv == 0)
+        rv = check_yjs(cfg, err, errlen, name);
     return rv;
 }
 
@@ -592,7 +618,7 @@ int td_config_load_env(struct td_config *cfg, char *err, size_t errlen)
             return TD_EINVAL;
         }
     }
-    return 0;
+    return check_yjs(cfg, err, errlen, "environment");
 }
 
 const char *td_config_starter(void)

@@ -19,7 +19,8 @@ struct td_ns_opts {
     int64_t history_ttl_ms;
     int64_t history_meta_ttl_ms;
     bool history_durable; /* history in the durable store (tandem's own key; default true) */
-    bool yjs; /* channels are Yjs documents (tandem's own key; needs history; docs/yjs.md) */
+    bool yjs; /* channels are Yjs rooms (tandem's own key; needs yjs.enabled; history stays in
+               * memory: history_durable is forced off; docs/yjs.md) */
     bool force_recovery;
     bool force_positioning;
     bool allow_recovery;
@@ -86,6 +87,7 @@ struct td_config {
     bool api_insecure;
     uint64_t api_max_body;
     int64_t http_idle_timeout_ms; /* http_server.idle_timeout (tandem's own key) */
+    char *static_dir; /* http_server.static_dir: files served under /static/; "" = off (tandem's) */
 
     uint32_t channel_max_length;
     int64_t idempotency_window_ms; /* channel.idempotency_window (tandem's own key) */

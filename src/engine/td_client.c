@@ -11,10 +11,13 @@
 #include <string.h>
 
 #include "core/td_alloc.h"
+#include "core/td_base64.h"
 #include "core/td_err.h"
+#include "core/td_json.h"
 #include "core/td_log.h"
 #include "core/td_rand.h"
 #include "auth/td_jwt.h"
+#include "engine/td_yroom.h"
 
 struct client_ctx {
     struct td_client *c;
@@ -23,8 +26,9 @@ struct client_ctx {
 };
 
 /*
- * A client publish waiting for its result (durable channels answer after the commit). x is
- * set while td_hub_publish_async runs, so a synchronous result joins this frame's replies.
+ * A client publish or rpc waiting for its result (durable and "yjs" channels answer after
+ * the commit, doc_state after its room loaded). x is set while the call that may answer at
+ * once runs, so a synchronous result joins this frame's replies.
  */
 struct td_client_pending {
     struct td_client_pending *next, *prev;
@@ -523,10 +527,27 @@ static void pending_unlink(struct td_client_pending *p)
         p->next->prev = p->prev;
 }
 
-static void on_publish_done(void *ud, int status, const struct td_publish_result *res)
+/* Registers a pending reply for cmd (p is zeroed here). */
+static void pending_add(struct client_ctx *x, const struct td_cmd *cmd, struct td_client_pending *p)
 {
-    (void)res; /* the client protocol's PublishResult is empty */
-    struct td_client_pending *p = ud;
+    struct td_client *c = x->c;
+    memset(p, 0, sizeof(*p));
+    p->c = c;
+    p->x = x;
+    p->id = cmd->id;
+    p->kind = cmd->kind;
+    p->next = c->pending;
+    if (c->pending != NULL)
+        c->pending->prev = p;
+    c->pending = p;
+}
+
+/*
+ * Answers the pending command p with an error code, or (code 0) with an empty reply or, for
+ * an rpc, with rpc_data. Frees p when it completed after its call returned.
+ */
+static void pending_finish(struct td_client_pending *p, uint32_t code, struct td_str rpc_data)
+{
     struct td_client *c = p->c;
     struct client_ctx *x = p->x;
     struct td_cmd cmd = {.id = p->id, .kind = p->kind};
@@ -536,22 +557,29 @@ static void on_publish_done(void *ud, int status, const struct td_publish_result
         free(p); /* completed later: nobody else holds p */
     if (c == NULL || c->state != TD_CLIENT_CONNECTED)
         return;
-    uint32_t code = status == 0 ? 0 : TD_ERR_INTERNAL;
+    struct td_buf *b = x != NULL ? x->out : &c->hub->scratch;
     if (x != NULL) {
-        /* completed inside td_hub_publish_async: join this frame's replies */
-        if (code)
-            reply_error(x, cmd.id, code);
-        else
-            reply_empty(x, &cmd);
-        return;
+        /* completed inside the call: join this frame's replies */
+        reply_begin(x);
+    } else {
+        td_buf_reset(b);
     }
-    struct td_buf *b = &c->hub->scratch;
-    td_buf_reset(b);
     if (code)
-        c->codec->reply_error(b, cmd.id, code, td_hub_error_message(code), true);
+        c->codec->reply_error(b, cmd.id, code, td_hub_error_message(code), code == TD_ERR_INTERNAL);
+    else if (cmd.kind == TD_CMD_RPC)
+        c->codec->reply_rpc(b, cmd.id, rpc_data);
     else
         c->codec->reply_empty(b, cmd.id, cmd.kind);
-    td_client_send_buf(c, b);
+    if (x == NULL)
+        td_client_send_buf(c, b);
+}
+
+static void on_publish_done(void *ud, int status, const struct td_publish_result *res)
+{
+    (void)res; /* the client protocol's PublishResult is empty */
+    /* TD_EPROTO: a "yjs" channel's room refused the update (not stored, not published) */
+    uint32_t code = status == 0 ? 0 : status == TD_EPROTO ? TD_ERR_BAD_REQUEST : TD_ERR_INTERNAL;
+    pending_finish(ud, code, TD_STR_NULL);
 }
 
 static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
@@ -582,27 +610,20 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
     }
     struct td_client_pending local;
     struct td_client_pending *p = &local;
-    if (ch->durable)
+    if (ch->durable || ch->ns->yjs)
         p = td_xmalloc(sizeof(*p));
-    memset(p, 0, sizeof(*p));
-    p->c = c;
-    p->x = x;
-    p->id = cmd->id;
-    p->kind = cmd->kind;
-    p->next = c->pending;
-    if (c->pending != NULL)
-        c->pending->prev = p;
-    c->pending = p;
+    pending_add(x, cmd, p);
     int rv = td_hub_channel_publish(c->hub, ch, cmd->data, &info, TD_STR_NULL, x->now_ms,
                                     on_publish_done, p);
     if (rv != 0) {
         pending_unlink(p);
         if (p != &local)
             free(p);
-        /* TD_EPROTO: a Yjs channel refused the update (td_ydocchan.h) */
+        /* TD_EPROTO: not a Yjs update (td_ydocchan.h); TD_EINVAL: "yjs" without rooms */
         reply_error(x, cmd->id,
                     rv == TD_ELIMIT   ? TD_ERR_LIMIT_EXCEEDED
                     : rv == TD_EPROTO ? TD_ERR_BAD_REQUEST
+                    : rv == TD_EINVAL ? TD_ERR_NOT_AVAILABLE
                                       : TD_ERR_UNKNOWN_CHANNEL);
         return;
     }
@@ -611,7 +632,90 @@ static void cmd_publish(struct client_ctx *x, const struct td_cmd *cmd)
             free(p);
         return;
     }
-    assert(p != &local); /* only durable channels complete later */
+    assert(p != &local); /* only durable and "yjs" channels complete later */
+    p->x = NULL;
+}
+
+/* ---- rpc: doc_state (tandem's own, docs/protocol.md) ------------------------------- */
+
+static void on_rpc_doc_state(void *ud, int status, const struct td_buf *update)
+{
+    if (status != 0) {
+        /* TD_EPROTO: a malformed state vector; otherwise the room could not load */
+        pending_finish(ud, status == TD_EPROTO ? TD_ERR_BAD_REQUEST : TD_ERR_INTERNAL, TD_STR_NULL);
+        return;
+    }
+    struct td_buf d;
+    td_buf_init(&d);
+    td_buf_append_str(&d, "{\"update\":\"");
+    size_t start = d.len;
+    td_buf_reserve(&d, TD_BASE64_ENCODED_LEN(update->len) + 3);
+    d.len += td_base64_encode(update->data, update->len, (char *)d.data + start);
+    td_buf_append_str(&d, "\"}");
+    pending_finish(ud, 0, (struct td_str){(const char *)d.data, d.len});
+    td_buf_free(&d);
+}
+
+/*
+ * rpc doc_state, data {"channel": C, "sv": SV}: the document of a "yjs" channel the client is
+ * subscribed to, as {"update": U} (base64 v1: what SV lacks, or the whole state). Any other
+ * method: 108, as Centrifugo without an rpc proxy.
+ */
+static void cmd_rpc(struct client_ctx *x, const struct td_cmd *cmd)
+{
+    struct td_client *c = x->c;
+    if (!str_is(cmd->method, "doc_state")) {
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        return;
+    }
+    struct td_json_doc jd;
+    if (!cmd->has_data || td_json_parse(&jd, cmd->data.p, cmd->data.n, NULL) != 0) {
+        reply_error(x, cmd->id, TD_ERR_BAD_REQUEST);
+        return;
+    }
+    const struct td_json *root = td_json_root(&jd);
+    const struct td_json *chv = root->type == TD_JSON_OBJECT ? td_json_get(root, "channel") : NULL;
+    const struct td_json *svv = root->type == TD_JSON_OBJECT ? td_json_get(root, "sv") : NULL;
+    if (chv == NULL || chv->type != TD_JSON_STRING || chv->len == 0 ||
+        (svv != NULL && svv->type != TD_JSON_STRING && svv->type != TD_JSON_NULL)) {
+        td_json_doc_free(&jd);
+        reply_error(x, cmd->id, TD_ERR_BAD_REQUEST);
+        return;
+    }
+    struct td_sub *s = td_client_find_sub(c, (struct td_str){chv->str, chv->len});
+    if (s == NULL) {
+        td_json_doc_free(&jd);
+        reply_error(x, cmd->id, TD_ERR_PERMISSION_DENIED);
+        return;
+    }
+    if (!s->ch->ns->yjs || c->hub->yrooms == NULL) {
+        td_json_doc_free(&jd);
+        reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
+        return;
+    }
+    bool has_sv = svv != NULL && svv->type == TD_JSON_STRING;
+    uint8_t *sv = NULL;
+    int sv_len = 0;
+    if (has_sv) {
+        size_t cap = TD_BASE64_DECODED_MAX(svv->len) + 1;
+        sv = td_xmalloc(cap);
+        sv_len = td_base64_decode(svv->str, svv->len, sv, cap);
+    }
+    td_json_doc_free(&jd);
+    if (sv_len < 0) {
+        free(sv);
+        reply_error(x, cmd->id, TD_ERR_BAD_REQUEST);
+        return;
+    }
+    struct td_client_pending *p = td_xmalloc(sizeof(*p));
+    pending_add(x, cmd, p);
+    td_yrooms_api_state(c->hub->yrooms, s->ch->name, s->ch->name_len, sv, (size_t)sv_len, has_sv, 1,
+                        on_rpc_doc_state, p, x->now_ms);
+    free(sv);
+    if (p->c == NULL) { /* answered during the call */
+        free(p);
+        return;
+    }
     p->x = NULL;
 }
 
@@ -838,8 +942,10 @@ static bool client_dispatch(struct client_ctx *x, const struct td_cmd *cmd)
     case TD_CMD_REFRESH:
         cmd_refresh(x, cmd);
         break;
-    case TD_CMD_PING:
     case TD_CMD_RPC:
+        cmd_rpc(x, cmd);
+        break;
+    case TD_CMD_PING:
         reply_error(x, cmd->id, TD_ERR_NOT_AVAILABLE);
         break;
     }

@@ -9,8 +9,8 @@
 #include "core/td_log.h"
 #include "core/td_rand.h"
 #include "auth/td_jwt.h"
-#include "crdt/td_ydoc.h"
 #include "engine/td_ydocchan.h"
+#include "engine/td_yroom.h"
 
 #include <time.h>
 
@@ -80,7 +80,6 @@ static void idem_sweep(struct td_channel *ch, int64_t now_ms);
 
 static void channel_free(struct td_channel *ch)
 {
-    td_ydoc_del(ch->ydoc);
     idem_free_all(ch);
     td_stream_free(&ch->stream);
     free(ch->subs);
@@ -118,7 +117,8 @@ static struct td_channel *hub_channel_new(struct td_hub *hub, struct td_str name
     ch->name_len = name.n;
     ch->ns = ns;
     ch->has_history = ns->history_size > 0 && ns->history_ttl_ms > 0;
-    ch->durable = ch->has_history && ns->history_durable && hub->store.submit != NULL;
+    /* A "yjs" channel's durable copy is its room's log: its history stays in memory. */
+    ch->durable = ch->has_history && ns->history_durable && !ns->yjs && hub->store.submit != NULL;
     td_stream_init(&ch->stream, ch->has_history ? ns->history_size : 0, ns->history_ttl_ms);
     ch->idle_since_ms = now_ms;
     td_map_put(&hub->channels, ch->name, ch->name_len, ch);
@@ -561,6 +561,123 @@ static int hub_publish_ch(struct td_hub *hub, struct td_channel *ch, struct td_s
     return 0;
 }
 
+/* ---- "yjs" channels: documents owned by the rooms (td_yroom.h) --------------------- */
+
+/* A publish into a "yjs" channel waiting for its room. The publisher's info is copied into
+ * bytes; ch is kept by ch->npending until the room answers. */
+struct ypub {
+    struct td_hub *hub;
+    struct td_channel *ch;
+    td_hub_publish_cb cb;
+    void *ud;
+    bool has_info;
+    bool published;
+    struct td_client_info info;
+    struct td_publish_result res;
+    char bytes[];
+};
+
+static void on_hook_published(void *ud, int status, const struct td_publish_result *res)
+{
+    struct ypub *yp = ud;
+    if (yp == NULL || status != 0)
+        return;
+    yp->published = true;
+    yp->res = *res;
+}
+
+static void hub_yroom_hook(void *ud, const char *room, size_t len, const uint8_t *update, size_t n,
+                           void *origin, int64_t now)
+{
+    struct td_hub *hub = ud;
+    struct ypub *yp = origin;
+    struct td_channel *ch;
+    if (yp != NULL) {
+        ch = yp->ch; /* a publish from the channel itself: published here, once */
+    } else {
+        /* A y-websocket or doc_update edit. A channel without state has no subscriber and
+         * no history anyone could recover: a later subscriber catches up with doc_state. */
+        ch = td_hub_channel(hub, (struct td_str){room, len});
+        if (ch == NULL || !ch->ns->yjs)
+            return;
+    }
+    struct td_buf data;
+    td_buf_init(&data);
+    td_ydocchan_encode(update, n, &data);
+    /* Not durable (hub_channel_new): this completes inside the call. */
+    (void)hub_publish_ch(hub, ch, (struct td_str){(const char *)data.data, data.len},
+                         yp != NULL && yp->has_info ? &yp->info : NULL, TD_STR_NULL, now,
+                         on_hook_published, yp);
+    td_buf_free(&data);
+}
+
+void td_hub_set_yrooms(struct td_hub *hub, struct td_yrooms *rs)
+{
+    hub->yrooms = rs;
+    if (rs != NULL)
+        td_yrooms_set_hook(rs, hub_yroom_hook, hub);
+}
+
+static void on_ypub_done(void *ud, int status, const struct td_buf *update)
+{
+    (void)update;
+    struct ypub *yp = ud;
+    yp->ch->npending--;
+    if (status == 0) {
+        struct td_publish_result r;
+        memset(&r, 0, sizeof(r));
+        yp->cb(yp->ud, 0, yp->published ? &yp->res : &r);
+    } else {
+        /* refused by the document (malformed, too large), or the store failed */
+        yp->cb(yp->ud, status == TD_ESTORE ? TD_ESTORE : TD_EPROTO, NULL);
+    }
+    free(yp);
+}
+
+static struct td_str ypub_copy(char **at, struct td_str s)
+{
+    struct td_str r = {*at, s.n};
+    if (s.n > 0)
+        memcpy(*at, s.p, s.n);
+    *at += s.n;
+    return r;
+}
+
+static int hub_publish_yjs(struct td_hub *hub, struct td_channel *ch, struct td_str data,
+                           const struct td_client_info *info, int64_t now_ms, td_hub_publish_cb cb,
+                           void *ud)
+{
+    if (hub->yrooms == NULL)
+        return TD_EINVAL;
+    struct td_buf update;
+    td_buf_init(&update);
+    if (td_ydocchan_decode(data, &update) != 0) {
+        td_buf_free(&update);
+        return TD_EPROTO;
+    }
+    size_t extra =
+        info != NULL ? info->user.n + info->client.n + info->conn_info.n + info->chan_info.n : 0;
+    struct ypub *yp = td_xcalloc(1, sizeof(*yp) + extra + 1);
+    yp->hub = hub;
+    yp->ch = ch;
+    yp->cb = cb;
+    yp->ud = ud;
+    if (info != NULL) {
+        char *at = yp->bytes;
+        yp->has_info = true;
+        yp->info.user = ypub_copy(&at, info->user);
+        yp->info.client = ypub_copy(&at, info->client);
+        yp->info.conn_info = ypub_copy(&at, info->conn_info);
+        yp->info.chan_info = ypub_copy(&at, info->chan_info);
+    }
+    ch->npending++;
+    /* The answer may come at once (a room in memory, no store) or after load and commit. */
+    td_yrooms_api_update_from(hub->yrooms, ch->name, ch->name_len, update.data, update.len, yp,
+                              on_ypub_done, yp, now_ms);
+    td_buf_free(&update);
+    return 0;
+}
+
 int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
                          const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
                          td_hub_publish_cb cb, void *ud)
@@ -577,21 +694,7 @@ int td_hub_channel_publish(struct td_hub *hub, struct td_channel *ch, struct td_
 {
     if (!ch->ns->yjs)
         return hub_publish_ch(hub, ch, data, info, idem_key, now_ms, cb, ud);
-    /* A Yjs channel (td_ydocchan.h) publishes the normalized update, or nothing at all;
-     * an update the document refuses gives TD_EPROTO and is published nowhere. */
-    struct td_buf norm;
-    td_buf_init(&norm);
-    int rv = td_ydocchan_publish(&ch->ydoc, hub->cfg, data, &norm);
-    if (rv == 0 && norm.len == 0) {
-        struct td_publish_result r;
-        memset(&r, 0, sizeof(r));
-        cb(ud, 0, &r);
-    } else if (rv == 0) {
-        struct td_str nd = {(const char *)norm.data, norm.len};
-        rv = hub_publish_ch(hub, ch, nd, info, idem_key, now_ms, cb, ud);
-    }
-    td_buf_free(&norm);
-    return rv;
+    return hub_publish_yjs(hub, ch, data, info, now_ms, cb, ud);
 }
 
 /* Captures the result of a publish that completes synchronously. */
@@ -615,8 +718,9 @@ int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str
                         struct td_publish_result *res)
 {
     struct td_channel *ch = td_hub_channel_get(hub, channel, now_ms);
-    if (ch != NULL && ch->durable)
-        return TD_EAGAIN; /* durable channels only publish asynchronously */
+    if (ch != NULL &&
+        (ch->durable || (ch->ns->yjs && hub->yrooms != NULL && td_yrooms_has_store(hub->yrooms))))
+        return TD_EAGAIN; /* these channels only publish asynchronously */
     struct sync_result sr = {0};
     int rv = td_hub_publish_async(hub, channel, data, info, idem_key, now_ms, on_sync_publish, &sr);
     if (rv != 0)
@@ -658,8 +762,6 @@ void td_hub_restore_pub(struct td_hub *hub, struct td_channel *ch, uint64_t offs
 {
     if (offset == 0 || offset > ch->stream.top)
         return;
-    if (ch->ns->yjs)
-        td_ydocchan_restore(&ch->ydoc, hub->cfg, data); /* rebuild the document in offset order */
     int64_t age = hub->wall_ms() - wall_ms;
     struct td_pub *pub = td_pub_new(data, info, now_ms - (age > 0 ? age : 0));
     /* History rows are contiguous; if one is missing, keep only what follows the gap. */

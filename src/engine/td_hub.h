@@ -33,7 +33,7 @@ struct td_client;
 struct td_client_pending;
 struct td_hub;
 struct td_jwt_keys;
-struct td_ydoc;
+struct td_yrooms;
 
 struct td_transport_ops {
     /*
@@ -105,9 +105,8 @@ struct td_channel {
     uint32_t n_pb_subs;
     int64_t idle_since_ms; /* when the last subscriber left (0 while subscribed) */
     struct td_map idem;    /* idempotency key -> remembered publish result (memory mode) */
-    bool durable;          /* history lives in the durable store */
-    struct td_ydoc *ydoc;  /* the channel's document if its namespace has "yjs" (td_ydocchan.h) */
-    uint32_t npending;     /* store operations in flight; the channel is kept while > 0 */
+    bool durable;          /* history lives in the durable store (never for "yjs" namespaces) */
+    uint32_t npending;     /* store operations and Yjs publishes in flight; kept while > 0 */
 };
 
 enum td_client_state { TD_CLIENT_NEW, TD_CLIENT_CONNECTED, TD_CLIENT_CLOSED };
@@ -168,10 +167,25 @@ struct td_hub {
     int64_t (*wall_s)(void);   /* wall clock in Unix seconds, for token expiry (tests override) */
     int64_t (*wall_ms)(void);  /* wall clock in Unix ms, for stored publication times */
     struct td_hub_store store; /* submit == NULL: every channel keeps history in memory only */
+    struct td_yrooms *yrooms;  /* the documents of "yjs" channels (td_hub_set_yrooms), or NULL */
 };
 
 /* td_hub_init prepares an empty hub; cfg is borrowed and must outlive it. */
 void td_hub_init(struct td_hub *hub, const struct td_config *cfg);
+/*
+ * td_hub_set_yrooms makes rs (borrowed; free it before the hub) the home of the documents of
+ * the channels of "yjs" namespaces, and installs the hub as rs's hook (td_yrooms_set_hook):
+ *   - a publish into such a channel `ns:R` decodes the data (td_ydocchan_decode) and hands
+ *     the update to room `ns:R` (td_yrooms_api_update_from); the room validates, stores and
+ *     broadcasts it to its y-websocket connections;
+ *   - every update a room commits that changed its document (from a y-websocket connection,
+ *     doc_update, or a channel publish) is published, once, into the channel of the same
+ *     name if its namespace has "yjs" and the channel has state in the hub (no state means
+ *     nobody can be following it); the publication data is td_ydocchan_encode of the update,
+ *     and a publish that came from the channel answers with that publication's offset.
+ * Without rooms (NULL, the default) a publish into a "yjs" channel fails with TD_EINVAL.
+ */
+void td_hub_set_yrooms(struct td_hub *hub, struct td_yrooms *rs);
 /* td_hub_free frees all channels; clients must have been freed by their transports. */
 void td_hub_free(struct td_hub *hub);
 /* td_hub_tick expires history and forgets idle channels; returns the next deadline (ms). */
@@ -215,7 +229,9 @@ int td_hub_publish(struct td_hub *hub, struct td_str channel, struct td_str data
  * td_hub_publish_idem is td_hub_publish with an idempotency key (may be empty): a publish
  * with a key seen in this channel within channel.idempotency_window returns the original
  * result and publishes nothing. Returns 0, TD_ENOTFOUND, or TD_ELIMIT when the channel
- * already remembers TD_HUB_IDEM_MAX_KEYS live keys.
+ * already remembers TD_HUB_IDEM_MAX_KEYS live keys; TD_EAGAIN for a channel that only
+ * publishes asynchronously (durable history, or "yjs" with rooms that have a store); the
+ * errors of td_hub_publish_async for a "yjs" channel.
  */
 int td_hub_publish_idem(struct td_hub *hub, struct td_str channel, struct td_str data,
                         const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,
@@ -228,9 +244,16 @@ typedef void (*td_hub_publish_cb)(void *ud, int status, const struct td_publish_
  * td_hub_publish_async publishes like td_hub_publish_idem, but in a channel whose history is
  * durable the publication gets its offset from the store, and is fanned out and reported
  * only after its commit. Returns 0 when accepted: cb is then called exactly once, possibly
- * before this returns (memory channels, idempotent retries, a Yjs update that changed
- * nothing). Returns TD_ENOTFOUND, TD_ELIMIT, or TD_EPROTO (a "yjs" channel refused the data,
- * td_ydocchan.h) without calling cb. data and info are copied.
+ * before this returns (memory channels, idempotent retries). Returns TD_ENOTFOUND, TD_ELIMIT,
+ * TD_EPROTO (a "yjs" channel: the data is not an update, td_ydocchan.h) or TD_EINVAL (a "yjs"
+ * channel without rooms) without calling cb. data and info are copied.
+ *
+ * In a "yjs" channel (td_hub_set_yrooms) the result comes once the room committed the update
+ * (it may have to load first): status 0 with the offset of the publication made from it, or
+ * offset 0 when the update changed nothing (nothing is published); TD_EPROTO when the room
+ * refused it (malformed, too large: nothing stored or published); TD_ESTORE when the room
+ * could not load or store it. An idempotency key is ignored there: a repeated update changes
+ * nothing, so a retry publishes nothing.
  */
 int td_hub_publish_async(struct td_hub *hub, struct td_str channel, struct td_str data,
                          const struct td_client_info *info, struct td_str idem_key, int64_t now_ms,

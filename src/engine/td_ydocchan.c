@@ -34,6 +34,16 @@ int td_ydocchan_decode(struct td_str data, struct td_buf *out)
     return 0;
 }
 
+void td_ydocchan_encode(const uint8_t *update, size_t n, struct td_buf *out)
+{
+    size_t start = out->len;
+    td_buf_reserve(out, TD_BASE64_ENCODED_LEN(n) + 3);
+    out->data[start] = '"';
+    size_t k = td_base64_encode(update, n, (char *)out->data + start + 1);
+    out->data[start + 1 + k] = '"';
+    out->len = start + k + 2;
+}
+
 int td_ydocchan_apply(struct td_ydoc *doc, struct td_str data, struct td_buf *out)
 {
     struct td_buf update, norm;
@@ -42,41 +52,9 @@ int td_ydocchan_apply(struct td_ydoc *doc, struct td_str data, struct td_buf *ou
     int rv = td_ydocchan_decode(data, &update);
     if (rv == 0)
         rv = td_ydoc_apply(doc, update.data, update.len, 1, &norm);
-    if (rv == 0 && norm.len > 0) {
-        size_t start = out->len;
-        td_buf_reserve(out, TD_BASE64_ENCODED_LEN(norm.len) + 3);
-        out->data[start] = '"';
-        size_t n = td_base64_encode(norm.data, norm.len, (char *)out->data + start + 1);
-        out->data[start + 1 + n] = '"';
-        out->len = start + n + 2;
-    }
+    if (rv == 0 && norm.len > 0)
+        td_ydocchan_encode(norm.data, norm.len, out);
     td_buf_free(&update);
     td_buf_free(&norm);
     return rv == TD_ELIMIT ? TD_ELIMIT : rv == 0 ? 0 : TD_EPROTO;
-}
-
-static struct td_ydoc *doc_get(struct td_ydoc **doc, const struct td_config *cfg)
-{
-    if (*doc == NULL) {
-        *doc = td_ydoc_new(0); /* the server makes no edits of its own */
-        struct td_ydoc_limits lim = {.max_update_bytes = cfg->yjs_max_update_size,
-                                     .max_content_bytes = cfg->yjs_max_document_size};
-        td_ydoc_set_limits(*doc, &lim);
-    }
-    return *doc;
-}
-
-int td_ydocchan_publish(struct td_ydoc **doc, const struct td_config *cfg, struct td_str data,
-                        struct td_buf *out)
-{
-    int rv = td_ydocchan_apply(doc_get(doc, cfg), data, out);
-    return rv == 0 ? 0 : TD_EPROTO;
-}
-
-void td_ydocchan_restore(struct td_ydoc **doc, const struct td_config *cfg, struct td_str data)
-{
-    struct td_buf ignored;
-    td_buf_init(&ignored);
-    (void)td_ydocchan_apply(doc_get(doc, cfg), data, &ignored);
-    td_buf_free(&ignored);
 }

@@ -45,6 +45,7 @@ struct yop {
     struct yop *fifo_next;
     td_yrooms_api_cb api_cb; /* an API request answered when this entry leaves the FIFO */
     void *api_ud;
+    void *origin;          /* APPEND: passed to the rooms hook (td_yrooms_api_update_from) */
     struct td_buf api_out; /* what api_cb receives */
     bool in_fifo;
     bool broadcast; /* msg goes to every connection */
@@ -62,6 +63,7 @@ struct yapi {
     size_t len;
     td_yrooms_api_cb cb;
     void *ud;
+    void *origin; /* doc_update: passed to the rooms hook */
 };
 
 struct yroom {
@@ -101,6 +103,8 @@ struct td_yrooms {
     void *submit_ud;
     struct td_map rooms; /* name -> struct yroom */
     struct td_yrooms_stats stats;
+    td_yrooms_hook hook; /* committed updates (td_yrooms_set_hook), NULL if none */
+    void *hook_ud;
 };
 
 /* ---- helpers ----------------------------------------------------------------------- */
@@ -190,8 +194,15 @@ static void fifo_push(struct yroom *r, struct yop *o)
     r->fifo_tail = o;
 }
 
+/* Tells the rooms hook about a committed update of r. */
+static void room_hook(struct yroom *r, const uint8_t *update, size_t n, void *origin, int64_t now)
+{
+    if (r->rs->hook != NULL)
+        r->rs->hook(r->rs->hook_ud, r->name, r->len, update, n, origin, now);
+}
+
 /* Sends what leads the FIFO and is done, in order. */
-static void fifo_drain(struct yroom *r)
+static void fifo_drain(struct yroom *r, int64_t now)
 {
     while (r->fifo_head != NULL && r->fifo_head->done) {
         struct yop *o = r->fifo_head;
@@ -203,6 +214,9 @@ static void fifo_drain(struct yroom *r)
                 room_broadcast(r, o->msg);
             else if (o->target != NULL)
                 conn_send(o->target, o->msg);
+            /* A committed update (a failed append dropped its msg): tell the hook. */
+            if (o->op.kind == TD_STORE_OP_DOC_APPEND)
+                room_hook(r, o->op.doc_data, o->op.doc_len, o->origin, now);
         }
         /* The callback may come back into this room: the FIFO is consistent here. */
         if (o->api_cb != NULL)
@@ -451,10 +465,10 @@ static void conn_start(struct yroom *r, struct td_yconn *c)
 }
 
 static void room_store_append(struct yroom *r, struct td_yconn *c, const struct td_buf *update,
-                              td_yrooms_api_cb cb, void *ud);
+                              td_yrooms_api_cb cb, void *ud, void *origin, int64_t now);
 
 /* Applies a step2/update payload from c. */
-static void room_apply(struct yroom *r, struct td_yconn *c, const uint8_t *p, size_t n)
+static void room_apply(struct yroom *r, struct td_yconn *c, const uint8_t *p, size_t n, int64_t now)
 {
     if (c->read_only) {
         /* An empty update (no structs, empty delete set) is what a client with nothing new
@@ -482,7 +496,7 @@ static void room_apply(struct yroom *r, struct td_yconn *c, const uint8_t *p, si
             conn_fail(c, TD_YROOM_CLOSE_MALFORMED, "malformed update");
     } else if (out.len > 0) {
         r->rs->stats.updates++;
-        room_store_append(r, c, &out, NULL, NULL);
+        room_store_append(r, c, &out, NULL, NULL, NULL, now);
     }
     td_buf_free(&out);
 }
@@ -521,7 +535,7 @@ static void room_handle(struct yroom *r, struct td_yconn *c, const uint8_t *p, s
             td_buf_free(&msg);
             td_ysv_free(&sv);
         } else {
-            room_apply(r, c, m.payload.p, m.payload.len);
+            room_apply(r, c, m.payload.p, m.payload.len, now);
         }
         break;
     case TD_YPROTO_AWARENESS:
@@ -550,10 +564,10 @@ static void room_compact(struct yroom *r)
 }
 
 /* Broadcasts update (the document's own) once it is durable; at once without a store. The
- * sender c may be NULL (an API request); cb, if not NULL, is called after the broadcast with
- * the append's status. */
+ * sender c may be NULL (an API request); the rooms hook gets it with origin right after the
+ * broadcast; cb, if not NULL, is called after that with the append's status. */
 static void room_store_append(struct yroom *r, struct td_yconn *c, const struct td_buf *update,
-                              td_yrooms_api_cb cb, void *ud)
+                              td_yrooms_api_cb cb, void *ud, void *origin, int64_t now)
 {
     struct td_yrooms *rs = r->rs;
     struct td_buf m;
@@ -565,6 +579,7 @@ static void room_store_append(struct yroom *r, struct td_yconn *c, const struct 
     td_buf_free(&m);
     if (rs->submit == NULL && r->fifo_head == NULL && cb == NULL) {
         room_broadcast(r, rb);
+        room_hook(r, rb->data + hlen, update->len, origin, now);
         td_rbuf_unref(rb);
         return;
     }
@@ -574,12 +589,13 @@ static void room_store_append(struct yroom *r, struct td_yconn *c, const struct 
     o->target = c;
     o->api_cb = cb;
     o->api_ud = ud;
+    o->origin = origin;
     o->op.doc_data = rb->data + hlen;
     o->op.doc_len = update->len;
     fifo_push(r, o);
     if (rs->submit == NULL) {
         o->done = true;
-        fifo_drain(r);
+        fifo_drain(r, now);
         return;
     }
     rs->stats.appends++;
@@ -746,7 +762,7 @@ void td_yrooms_store_done(struct td_yrooms *rs, struct td_store_op *op, int64_t 
             /* The document holds it: make the next compaction persist it. */
             r->appends_since_compact++;
         }
-        fifo_drain(r);
+        fifo_drain(r, now);
         break;
     case TD_STORE_OP_DOC_COMPACT:
         if (op->status != 0)
@@ -796,6 +812,17 @@ void td_yrooms_set_store(struct td_yrooms *rs, void (*submit)(void *ud, struct t
 {
     rs->submit = submit;
     rs->submit_ud = ud;
+}
+
+bool td_yrooms_has_store(const struct td_yrooms *rs)
+{
+    return rs->submit != NULL;
+}
+
+void td_yrooms_set_hook(struct td_yrooms *rs, td_yrooms_hook hook, void *ud)
+{
+    rs->hook = hook;
+    rs->hook_ud = ud;
 }
 
 /* Creates room name[0..len) (loading: the caller submits the load once it attached what
@@ -985,7 +1012,7 @@ static void room_api_run(struct yroom *r, struct yapi *a, int64_t now)
             room_api_answer(r, a->cb, a->ud, &out);
         } else {
             r->rs->stats.updates++;
-            room_store_append(r, NULL, &out, a->cb, a->ud);
+            room_store_append(r, NULL, &out, a->cb, a->ud, a->origin, now);
         }
     }
     td_buf_free(&out);
@@ -1062,6 +1089,13 @@ void td_yrooms_api_state(struct td_yrooms *rs, const char *name, size_t len, con
 void td_yrooms_api_update(struct td_yrooms *rs, const char *name, size_t len, const uint8_t *update,
                           size_t n, td_yrooms_api_cb cb, void *ud, int64_t now)
 {
+    td_yrooms_api_update_from(rs, name, len, update, n, NULL, cb, ud, now);
+}
+
+void td_yrooms_api_update_from(struct td_yrooms *rs, const char *name, size_t len,
+                               const uint8_t *update, size_t n, void *origin, td_yrooms_api_cb cb,
+                               void *ud, int64_t now)
+{
     if (len == 0 || len > TD_YROOM_MAX_NAME) {
         api_fail(cb, ud, TD_EINVAL);
         return;
@@ -1079,6 +1113,7 @@ void td_yrooms_api_update(struct td_yrooms *rs, const char *name, size_t len, co
     a->len = n;
     a->cb = cb;
     a->ud = ud;
+    a->origin = origin;
     api_dispatch(rs, name, len, a, now);
 }
 

@@ -19,6 +19,11 @@
  *     leaves, and any entry not renewed for 30 s is removed (y-protocols outdatedTimeout);
  *   - auth, query-awareness and unknown message types are ignored.
  *
+ * Channels. A room named like a channel of a namespace with "yjs": true is that channel's
+ * document (docs/yjs.md): the hub publishes into the rooms with td_yrooms_api_update_from
+ * and republishes, through the rooms hook (td_yrooms_set_hook), every committed update to
+ * the channel, so y-websocket connections and channel subscribers share one document.
+ *
  * Durability. With a store (td_yrooms_set_store) a room is loaded with DOC_LOAD when its
  * first connection arrives; messages that arrive meanwhile are queued per connection
  * (bounded). An update is applied to the in-memory document first (this validates it; a
@@ -103,6 +108,25 @@ void td_yrooms_set_store(struct td_yrooms *rs, void (*submit)(void *ud, struct t
                          void *ud);
 
 /*
+ * The rooms hook: called once for every update that changed a room's document, whatever its
+ * source (a y-websocket connection, td_yrooms_api_update, td_yrooms_api_update_from), once it
+ * is committed: with a store after its append committed, right after it was broadcast to the
+ * room's connections and before an API callback waiting for it; without a store at once.
+ * update[0..n) is the document's own (normalized) v1 update, valid during the call only.
+ * origin is what td_yrooms_api_update_from was given (NULL for the other sources), so that a
+ * caller can recognise its own updates. An update the document refused, one that changed
+ * nothing, or one whose append failed is never reported. The hook must not call back into
+ * these rooms.
+ */
+typedef void (*td_yrooms_hook)(void *ud, const char *room, size_t len, const uint8_t *update,
+                               size_t n, void *origin, int64_t now);
+/* td_yrooms_has_store tells whether td_yrooms_set_store was called (answers may then come
+ * after the call that asked). */
+bool td_yrooms_has_store(const struct td_yrooms *rs);
+/* td_yrooms_set_hook installs hook (NULL removes it); ud is passed back to it. */
+void td_yrooms_set_hook(struct td_yrooms *rs, td_yrooms_hook hook, void *ud);
+
+/*
  * td_yrooms_join attaches a new connection (transport is passed back to the ops) to room
  * name[0..len), creating or loading the room. Returns the connection handle (never NULL);
  * the transport must call td_yconn_leave exactly once when the connection is gone.
@@ -165,6 +189,13 @@ void td_yrooms_api_state(struct td_yrooms *rs, const char *name, size_t len, con
  */
 void td_yrooms_api_update(struct td_yrooms *rs, const char *name, size_t len, const uint8_t *update,
                           size_t n, td_yrooms_api_cb cb, void *ud, int64_t now);
+/*
+ * td_yrooms_api_update_from is td_yrooms_api_update whose committed update reaches the rooms
+ * hook with `origin` (channels of "yjs" namespaces publish through this, td_hub.c).
+ */
+void td_yrooms_api_update_from(struct td_yrooms *rs, const char *name, size_t len,
+                               const uint8_t *update, size_t n, void *origin, td_yrooms_api_cb cb,
+                               void *ud, int64_t now);
 
 /* What a connection token allows in one room (td_yrooms_token_access). */
 enum td_yroom_access {

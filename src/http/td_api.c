@@ -174,7 +174,11 @@ static void on_api_publish(void *ud, int status, const struct td_publish_result 
 {
     struct api_slot *slot = ud;
     struct td_buf *out = &slot->frag;
-    if (status != 0) {
+    if (status == TD_EPROTO) {
+        /* a "yjs" channel's room refused the update: nothing stored or published */
+        td_buf_append_str(out, "{\"error\":{\"code\":107,\"message\":\"bad request: "
+                               "not a valid Yjs update for this channel\"}}");
+    } else if (status != 0) {
         td_buf_append_str(out, "{\"error\":{\"code\":100,\"message\":\"internal server error: "
                                "the publication could not be stored\",\"temporary\":true}}");
     } else {
@@ -197,9 +201,12 @@ static void api_publish_one(struct td_hub *hub, struct api_slot *slot, struct td
     if (rv == TD_ELIMIT)
         td_buf_append_str(&slot->frag, "{\"error\":{\"code\":111,\"message\":\"too many "
                                        "idempotency keys in this channel\",\"temporary\":true}}");
-    else if (rv == TD_EPROTO) /* a Yjs channel refused the update (td_ydocchan.h) */
+    else if (rv == TD_EPROTO) /* not a Yjs update for a "yjs" channel (td_ydocchan.h) */
         td_buf_append_str(&slot->frag, "{\"error\":{\"code\":107,\"message\":\"bad request: "
                                        "not a valid Yjs update for this channel\"}}");
+    else if (rv == TD_EINVAL) /* a "yjs" channel while yjs.enabled is false */
+        td_buf_append_str(&slot->frag, "{\"error\":{\"code\":108,\"message\":\"not "
+                                       "available: yjs.enabled is false\"}}");
     else
         td_buf_append_str(&slot->frag,
                           "{\"error\":{\"code\":102,\"message\":\"unknown channel\"}}");

@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/td_err.h"
 
@@ -494,4 +495,24 @@ const char *td_http_reason(int status)
     default:
         return "Unknown";
     }
+}
+
+bool td_http_origin_allowed(const char *const *allowed, size_t n, struct td_str origin,
+                            struct td_str host)
+{
+    if (origin.n == 0)
+        return true;
+    for (size_t i = 0; i < n; i++) {
+        const char *a = allowed[i];
+        if (strcmp(a, "*") == 0 || (strlen(a) == origin.n && strncasecmp(a, origin.p, origin.n) == 0))
+            return true;
+    }
+    if (host.n == 0)
+        return false;
+    const char *sep = memchr(origin.p, ':', origin.n);
+    if (sep == NULL || (size_t)(sep - origin.p) + 3 > origin.n || sep[1] != '/' || sep[2] != '/')
+        return false;
+    const char *oh = sep + 3;
+    size_t ohn = origin.n - (size_t)(oh - origin.p);
+    return ohn == host.n && strncasecmp(oh, host.p, ohn) == 0;
 }

@@ -122,6 +122,15 @@ bool td_http_has_token(struct td_str value, const char *token);
  */
 int td_http_query_get(struct td_str query, const char *name, char *out, size_t outcap);
 
+/*
+ * td_http_origin_allowed decides whether a browser Origin may open a session: it matches an
+ * entry of allowed[0..n) exactly (ASCII case-insensitive) or an entry "*", or else its host
+ * part equals host (the Host header or :authority: a same-origin page). An empty origin
+ * (not a browser) is allowed.
+ */
+bool td_http_origin_allowed(const char *const *allowed, size_t n, struct td_str origin,
+                            struct td_str host);
+
 /* td_http_reason returns the standard reason phrase for status ("OK", "Bad Request", ...),
  * or "Unknown" for a code it does not know. The string is static. */
 const char *td_http_reason(int status);

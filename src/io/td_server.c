@@ -14,6 +14,7 @@
 #include "http/td_api.h"
 #include "http/td_http1.h"
 #include "http/td_metrics.h"
+#include "http/td_static.h"
 #include "core/td_base64.h"
 #include "http/td_ws.h"
 
@@ -642,23 +643,12 @@ static bool str_eq(struct td_str s, const char *lit)
 static bool origin_allowed(const struct td_config *cfg, const struct td_http_request *req)
 {
     const struct td_str *origin = td_http_header_get(req, "Origin");
+    const struct td_str *host = td_http_header_get(req, "Host");
     if (origin == NULL)
         return true;
-    for (size_t i = 0; i < cfg->n_allowed_origins; i++) {
-        const char *a = cfg->allowed_origins[i];
-        if (strcmp(a, "*") == 0 ||
-            (strlen(a) == origin->n && strncasecmp(a, origin->p, origin->n) == 0))
-            return true;
-    }
-    const struct td_str *host = td_http_header_get(req, "Host");
-    if (host == NULL)
-        return false;
-    const char *sep = memchr(origin->p, ':', origin->n);
-    if (sep == NULL || (size_t)(sep - origin->p) + 3 > origin->n || sep[1] != '/' || sep[2] != '/')
-        return false;
-    const char *oh = sep + 3;
-    size_t ohn = origin->n - (size_t)(oh - origin->p);
-    return ohn == host->n && strncasecmp(oh, host->p, ohn) == 0;
+    return td_http_origin_allowed((const char *const *)cfg->allowed_origins,
+                                  cfg->n_allowed_origins, *origin,
+                                  host != NULL ? *host : (struct td_str){"", 0});
 }
 
 /*
@@ -1270,6 +1260,15 @@ static void conn_handle_request(struct td_conn *c, const struct td_http_request 
         conn_respond_metrics(c, req);
     } else if (str_eq(req->path, "/health")) {
         conn_respond(c, 200, "application/json", NULL, "{}", 2, req->keep_alive);
+    } else if (c->srv->cfg->static_dir[0] != '\0' && req->path.n > strlen(TD_STATIC_PREFIX) &&
+               memcmp(req->path.p, TD_STATIC_PREFIX, strlen(TD_STATIC_PREFIX)) == 0) {
+        struct td_buf b;
+        td_buf_init(&b);
+        td_static_respond(c->srv->cfg->static_dir, req->method, req->path, req->keep_alive, &b);
+        conn_enqueue_buf(c, &b);
+        td_buf_free(&b);
+        if (!req->keep_alive)
+            conn_begin_close(c);
     } else if (req->path.n > 5 && memcmp(req->path.p, "/api/", 5) == 0) {
         conn_handle_api(c, req, body);
     } else {
@@ -1594,6 +1593,7 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
             .idle_unload_ms = cfg->yjs_idle_unload_ms,
         };
         srv->yrooms = td_yrooms_new(&ycfg, &conn_yjs_ops);
+        td_hub_set_yrooms(&srv->hub, srv->yrooms); /* "yjs" channels are rooms */
     }
     int rv = server_store_open(srv);
     if (rv != 0) {

@@ -910,3 +910,8 @@ void *td_quic_conn_user_data(const struct td_quic_conn *c)
 {
     return c->ud;
 }
+
+size_t td_quic_conn_unacked(const struct td_quic_conn *c)
+{
+    return c->unacked;
+}

@@ -185,6 +185,10 @@ void td_quic_stream_consumed(struct td_quic_conn *c, int64_t id, size_t n);
  * the peer accepts no datagrams or len exceeds its limit; TD_ELIMIT if the queue is full. */
 int td_quic_datagram_send(struct td_quic_conn *c, const void *data, size_t len);
 
+/* td_quic_conn_unacked returns the stream bytes queued or sent but not yet acknowledged (the
+ * connection's output backlog, at most TD_QUIC_MAX_UNACKED). */
+size_t td_quic_conn_unacked(const struct td_quic_conn *c);
+
 /* td_quic_conn_user_data returns the ud given at accept. */
 void *td_quic_conn_user_data(const struct td_quic_conn *c);
 

@@ -133,3 +133,35 @@ TD_TEST(config_env_overrides)
     unsetenv("TANDEM_PORT");
     td_config_free(&cfg);
 }
+
+TD_TEST(config_yjs_namespace_is_a_room)
+{
+    struct td_config cfg;
+    char err[256] = "";
+    /* no history needed (late joiners use doc_state); durable history is forced off */
+    TD_REQUIRE(load(&cfg,
+                    "{\"channel\":{\"namespaces\":[{\"name\":\"d\",\"yjs\":true},{\"name\":\"e\","
+                    "\"yjs\":true,\"history_size\":5,\"history_ttl\":\"1m\",\"history_durable\":"
+                    "true},{\"name\":\"p\",\"history_size\":5,\"history_ttl\":\"1m\"}]}}",
+                    err, sizeof(err)) == 0);
+    TD_REQUIRE(cfg.n_namespaces == 3);
+    TD_CHECK(!cfg.namespaces[0].history_durable);
+    TD_CHECK(!cfg.namespaces[1].history_durable);
+    TD_CHECK(cfg.namespaces[2].history_durable);
+    /* the environment turning the rooms off is refused */
+    setenv("TANDEM_YJS_ENABLED", "false", 1);
+    TD_CHECK(td_config_load_env(&cfg, err, sizeof(err)) == TD_EINVAL);
+    TD_CHECK(strstr(err, "namespace \"d\" has \"yjs\": true but yjs.enabled is false") != NULL);
+    unsetenv("TANDEM_YJS_ENABLED");
+    td_config_free(&cfg);
+    /* so is a file that does (wherever the key is) */
+    TD_CHECK(load(&cfg,
+                  "{\"channel\":{\"namespaces\":[{\"name\":\"d\",\"yjs\":true}]},\"yjs\":{"
+                  "\"enabled\":false}}",
+                  err, sizeof(err)) == TD_EINVAL);
+    TD_CHECK(strstr(err, "t.json: channel namespace \"d\"") != NULL);
+    td_config_free(&cfg);
+    /* rooms off without "yjs" namespaces is fine */
+    TD_CHECK(load(&cfg, "{\"yjs\":{\"enabled\":false}}", err, sizeof(err)) == 0);
+    td_config_free(&cfg);
+}

@@ -1,9 +1,7 @@
 /* Yjs documents over channels: validation and normalization of published updates. */
-#include "config/td_config.h"
 #include "core/td_base64.h"
 #include "core/td_err.h"
 #include "crdt/td_ydoc.h"
-#include "engine/td_hub.h"
 #include "engine/td_ydocchan.h"
 #include "td_test.h"
 
@@ -133,74 +131,28 @@ TD_TEST(ydocchan_invalid_rejected_doc_unchanged)
     td_buf_free(&sv1);
 }
 
-TD_TEST(ydocchan_doc_per_channel)
+TD_TEST(ydocchan_encode_round_trip)
 {
-    struct td_config cfg;
-    td_config_init(&cfg);
-    struct td_ydoc *a = NULL, *b = NULL;
-    struct td_buf upd, out;
+    struct td_buf upd, out, back;
     td_buf_init(&upd);
     td_buf_init(&out);
+    td_buf_init(&back);
     make_update(11, "x", &upd);
-    TD_CHECK(td_ydocchan_publish(&a, &cfg, (struct td_str){"[]", 2}, &out) == TD_EPROTO);
-    TD_REQUIRE(td_ydocchan_publish(&a, &cfg, str_of(&upd), &out) == 0);
-    TD_CHECK(out.len > 0);
-    TD_REQUIRE(a != NULL); /* created on first use */
-    TD_CHECK_EQ_INT(strcmp(text_of(a), "x"), 0);
-    TD_CHECK(b == NULL); /* another channel, another document */
-    td_ydocchan_restore(&b, &cfg, str_of(&out));
-    TD_REQUIRE(b != NULL);
-    TD_CHECK_EQ_INT(strcmp(text_of(b), "x"), 0);
-    td_ydoc_del(a);
-    td_ydoc_del(b);
+    td_buf_append_str(&out, "prefix");
+    td_ydocchan_encode(upd.data, upd.len, &out);
+    /* appended after what was there: a JSON string of standard padded base64 */
+    TD_REQUIRE(out.len > 8 && memcmp(out.data, "prefix\"", 7) == 0);
+    TD_CHECK(out.data[out.len - 1] == '"');
+    TD_CHECK_EQ_INT((int)((out.len - 8) % 4), 0);
+    struct td_str enc = {(const char *)out.data + 6, out.len - 6};
+    TD_REQUIRE(td_ydocchan_decode(enc, &back) == 0);
+    TD_CHECK(back.len == upd.len && memcmp(back.data, upd.data, upd.len) == 0);
+    /* the empty update (00 00) encodes as "AAA=" */
+    td_buf_reset(&out);
+    static const uint8_t empty[] = {0, 0};
+    td_ydocchan_encode(empty, 2, &out);
+    TD_CHECK_MEM_STR((const char *)out.data, out.len, "\"AAA=\"");
     td_buf_free(&upd);
     td_buf_free(&out);
-    td_config_free(&cfg);
-}
-
-/* Through the hub: a memory channel of a "yjs" namespace. */
-TD_TEST(ydocchan_hub_publish)
-{
-    struct td_config cfg;
-    td_config_init(&cfg);
-    const char *conf = "{\"channel\":{\"namespaces\":[{\"name\":\"doc\",\"yjs\":true,"
-                       "\"history_size\":10,\"history_ttl\":\"60s\"}]}}";
-    char err[256];
-    TD_REQUIRE(td_config_load_text(&cfg, "t", conf, strlen(conf), err, sizeof(err), NULL, NULL) ==
-               0);
-    struct td_hub hub;
-    td_hub_init(&hub, &cfg);
-    struct td_buf upd, data;
-    td_buf_init(&upd);
-    td_buf_init(&data);
-    make_update(21, "hi", &upd);
-    as_json(&upd, &data);
-    struct td_str chan = {"doc:1", 5};
-    struct td_publish_result res;
-    TD_CHECK(td_hub_publish(&hub, chan, (struct td_str){"\"!!\"", 4}, NULL, 1, &res) == TD_EPROTO);
-    TD_REQUIRE(td_hub_publish(&hub, chan, str_of(&data), NULL, 2, &res) == 0);
-    TD_CHECK_EQ_INT(res.offset, 1);
-    /* A duplicate publishes nothing: no offset, history unchanged. */
-    TD_REQUIRE(td_hub_publish(&hub, chan, str_of(&data), NULL, 3, &res) == 0);
-    TD_CHECK_EQ_INT(res.offset, 0);
-    struct td_channel *ch = td_hub_channel(&hub, chan);
-    TD_REQUIRE(ch != NULL);
-    TD_CHECK_EQ_INT(ch->stream.top, 1);
-    TD_REQUIRE(ch->ydoc != NULL);
-    TD_CHECK_EQ_INT(strcmp(text_of(ch->ydoc), "hi"), 0);
-    td_hub_free(&hub); /* frees the document with the channel (ASan would report a leak) */
-    td_buf_free(&upd);
-    td_buf_free(&data);
-    td_config_free(&cfg);
-}
-
-TD_TEST(ydocchan_config_needs_history)
-{
-    struct td_config cfg;
-    td_config_init(&cfg);
-    const char *conf = "{\"channel\":{\"namespaces\":[{\"name\":\"doc\",\"yjs\":true}]}}";
-    char err[256] = "";
-    TD_CHECK(td_config_load_text(&cfg, "t", conf, strlen(conf), err, sizeof(err), NULL, NULL) != 0);
-    TD_CHECK(strstr(err, "yjs needs history_size and history_ttl") != NULL);
-    td_config_free(&cfg);
+    td_buf_free(&back);
 }

@@ -651,3 +651,117 @@ TD_TEST(yroom_token_access_claim)
     TD_CHECK_EQ_INT(token_access("bm90IGpzb24", "a"), TD_YROOM_ACCESS_NONE);
     TD_CHECK_EQ_INT(td_yrooms_token_access("abc", 3, "a", 1), TD_YROOM_ACCESS_NONE);
 }
+
+/* What the rooms hook saw. */
+struct fhook {
+    int calls;
+    char room[16];
+    void *origin;
+    struct td_buf update;
+    int api_calls_before; /* api_cb calls of `watch` when the hook ran */
+    struct fapi *watch;
+};
+
+static void hook_cb(void *ud, const char *room, size_t len, const uint8_t *update, size_t n,
+                    void *origin, int64_t now)
+{
+    (void)now;
+    struct fhook *h = ud;
+    h->calls++;
+    snprintf(h->room, sizeof(h->room), "%.*s", (int)len, room);
+    h->origin = origin;
+    td_buf_reset(&h->update);
+    td_buf_append(&h->update, update, n);
+    h->api_calls_before = h->watch ? h->watch->calls : -1;
+}
+
+TD_TEST(yroom_hook_after_commit_with_origin)
+{
+    struct td_yrooms_config cfg = {.idle_unload_ms = 1000};
+    struct td_yrooms *rs = td_yrooms_new(&cfg, &fops);
+    struct fstore st = {0};
+    td_yrooms_set_store(rs, fstore_submit, &st);
+    TD_CHECK(td_yrooms_has_store(rs));
+    struct fapi a = {0};
+    td_buf_init(&a.update);
+    struct fhook h = {.watch = &a};
+    td_buf_init(&h.update);
+    td_yrooms_set_hook(rs, hook_cb, &h);
+    struct td_ydoc *d = td_ydoc_new(41);
+    struct td_buf up;
+    td_buf_init(&up);
+
+    /* a y-websocket client's update: reported once its append committed, origin NULL */
+    struct fconn c = {0};
+    c.h = td_yrooms_join(rs, "ns:r", 4, &c, 0);
+    fstore_run(&st, rs); /* load */
+    edit(d, "ws", &up);
+    send_sync(&c, TD_YPROTO_UPDATE, &up);
+    TD_CHECK_EQ_INT(h.calls, 0); /* not durable yet */
+    fstore_run(&st, rs);
+    TD_REQUIRE(h.calls == 1);
+    TD_CHECK_MEM_STR(h.room, strlen(h.room), "ns:r");
+    TD_CHECK(h.origin == NULL);
+    struct td_ydoc *peer = td_ydoc_new(42);
+    TD_CHECK(td_ydoc_apply(peer, h.update.data, h.update.len, 1, NULL) == 0);
+    check_text(peer, "ws");
+
+    /* an update with an origin: the hook runs before the API callback, with that origin */
+    int tag = 0;
+    edit(d, "+api", &up);
+    td_yrooms_api_update_from(rs, "ns:r", 4, up.data, up.len, &tag, api_cb, &a, 0);
+    TD_CHECK_EQ_INT(h.calls, 1);
+    fstore_run(&st, rs);
+    TD_REQUIRE(h.calls == 2);
+    TD_CHECK(h.origin == &tag);
+    TD_CHECK_EQ_INT(h.api_calls_before, 0);
+    TD_CHECK_EQ_INT(a.calls, 1);
+    TD_CHECK_EQ_INT(a.status, 0);
+    TD_CHECK(td_ydoc_apply(peer, h.update.data, h.update.len, 1, NULL) == 0);
+    check_text(peer, "ws+api");
+
+    /* a duplicate, a malformed update and a failed append are never reported */
+    td_yrooms_api_update_from(rs, "ns:r", 4, up.data, up.len, &tag, api_cb, &a, 0);
+    TD_CHECK_EQ_INT(a.calls, 2);
+    static const uint8_t junk[] = {0x05, 0xff, 0xff, 0x01};
+    td_yrooms_api_update_from(rs, "ns:r", 4, junk, sizeof(junk), &tag, api_cb, &a, 0);
+    TD_CHECK_EQ_INT(a.status, TD_EPROTO);
+    edit(d, "+lost", &up);
+    td_yrooms_api_update(rs, "ns:r", 4, up.data, up.len, api_cb, &a, 0);
+    TD_REQUIRE(st.n == 1 && st.ops[0]->kind == TD_STORE_OP_DOC_APPEND);
+    st.ops[0]->status = TD_ESTORE;
+    st.n = 0;
+    td_yrooms_store_done(rs, st.ops[0], 0);
+    TD_CHECK_EQ_INT(a.status, TD_ESTORE);
+    TD_CHECK_EQ_INT(h.calls, 2);
+
+    td_yconn_leave(c.h, 0);
+    fconn_clear(&c);
+    td_yrooms_free(rs);
+    fstore_free(&st);
+
+    /* without a store the hook runs at once */
+    rs = td_yrooms_new(&cfg, &fops);
+    TD_CHECK(!td_yrooms_has_store(rs));
+    td_yrooms_set_hook(rs, hook_cb, &h);
+    h.calls = 0;
+    struct fconn c2 = {0};
+    c2.h = td_yrooms_join(rs, "x", 1, &c2, 0);
+    struct td_ydoc *d2 = td_ydoc_new(43); /* the room is new: an edit that depends on nothing */
+    edit(d2, "!", &up);
+    td_ydoc_del(d2);
+    send_sync(&c2, TD_YPROTO_UPDATE, &up);
+    TD_CHECK_EQ_INT(h.calls, 1);
+    TD_CHECK(h.origin == NULL);
+    td_yrooms_api_update_from(rs, "x", 1, up.data, up.len, &tag, api_cb, &a, 0);
+    TD_CHECK_EQ_INT(h.calls, 1); /* duplicate */
+    td_yconn_leave(c2.h, 0);
+    fconn_clear(&c2);
+    td_yrooms_free(rs);
+
+    td_ydoc_del(d);
+    td_ydoc_del(peer);
+    td_buf_free(&up);
+    td_buf_free(&a.update);
+    td_buf_free(&h.update);
+}
