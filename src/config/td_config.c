@@ -219,6 +219,7 @@ static const struct opt ns_opts[] = {
     {"history_meta_ttl", OPT_DURATION, NS(history_meta_ttl_ms)},
     {"history_durable", OPT_BOOL, NS(history_durable)},
     {"yjs", OPT_BOOL, NS(yjs)},
+    {"datagrams", OPT_BOOL, NS(datagrams)},
     {"force_recovery", OPT_BOOL, NS(force_recovery)},
     {"force_positioning", OPT_BOOL, NS(force_positioning)},
     {"allow_recovery", OPT_BOOL, NS(allow_recovery)},

@@ -21,6 +21,8 @@ struct td_ns_opts {
     bool history_durable; /* history in the durable store (tandem's own key; default true) */
     bool yjs; /* channels are Yjs rooms (tandem's own key; needs yjs.enabled; history stays in
                * memory: history_durable is forced off; docs/yjs.md) */
+    bool datagrams; /* publications go to WebTransport subscribers as HTTP/3 datagrams
+                     * (tandem's own key; docs/webtransport.md) */
     bool force_recovery;
     bool force_positioning;
     bool allow_recovery;

@@ -378,7 +378,10 @@ static void hub_fanout(struct td_hub *hub, struct td_channel *ch, struct td_pub 
             td_client_disconnect(c, TD_DISC_INAPPROPRIATE_PROTOCOL, "inappropriate protocol");
             continue;
         }
-        if (c->tops->send(c->transport, unit) == TD_ELIMIT)
+        if (ch->ns->datagrams && c->tops->send_datagram != NULL &&
+            c->tops->send_datagram(c->transport, unit) == 0)
+            hub->stats.deliveries++;
+        else if (c->tops->send(c->transport, unit) == TD_ELIMIT)
             hub->stats.slow_disconnects++;
         else
             hub->stats.deliveries++;

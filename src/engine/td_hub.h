@@ -44,6 +44,13 @@ struct td_transport_ops {
     int (*send)(void *transport, struct td_rbuf *unit);
     /* close ends the session with a disconnect code and reason (may be called repeatedly). */
     void (*close)(void *transport, uint32_t code, const char *reason);
+    /*
+     * send_datagram (optional, NULL if the transport has none) sends a publication push of
+     * a channel whose namespace has "datagrams": true as one unreliable datagram. Returns
+     * 0 when it went (or was dropped as datagrams may be), nonzero when the transport cannot
+     * carry it as a datagram (too large, no datagram support): the hub then uses send.
+     */
+    int (*send_datagram)(void *transport, struct td_rbuf *unit);
 };
 
 /* Disconnect codes (section 4.3) and error codes (section 4.1) used by the hub. */

@@ -469,7 +469,7 @@ static void ws_close(void *t, uint32_t code, const char *reason)
     conn_ws_close(t, (uint16_t)code, reason);
 }
 
-static const struct td_transport_ops conn_ws_ops = {ws_send, ws_close};
+static const struct td_transport_ops conn_ws_ops = {ws_send, ws_close, NULL};
 
 /* ---- HTTP-streaming and SSE emulation transport ------------------------------------- */
 
@@ -559,7 +559,7 @@ static void emu_close(void *t, uint32_t code, const char *reason)
     conn_emu_close(t, code, reason);
 }
 
-static const struct td_transport_ops conn_emu_ops = {emu_send, emu_close};
+static const struct td_transport_ops conn_emu_ops = {emu_send, emu_close, NULL};
 
 static void conn_schedule_client(struct td_conn *c)
 {

@@ -29,7 +29,7 @@ static void fake_close(void *t, uint32_t code, const char *reason)
     snprintf(f->close_reason, sizeof(f->close_reason), "%s", reason);
 }
 
-static const struct td_transport_ops fake_ops = {fake_send, fake_close};
+static const struct td_transport_ops fake_ops = {fake_send, fake_close, NULL};
 
 static void fake_reset(struct fake_transport *f)
 {
@@ -530,3 +530,78 @@ TD_TEST(hub_durable_publish_waits_for_commit)
     disconnect_client(cs, &sub, 7);
     env_free(&e);
 }
+
+/* A transport with datagrams: records what went each way; refuses datagrams on demand. */
+#define S(lit) ((struct td_str){lit, sizeof(lit) - 1})
+
+struct dgram_transport {
+    struct fake_transport f;
+    int ndgrams;
+    bool refuse;
+};
+
+static int dgram_send(void *t, struct td_rbuf *unit)
+{
+    struct dgram_transport *d = t;
+    if (d->refuse)
+        return TD_EINVAL;
+    (void)unit;
+    d->ndgrams++;
+    return 0;
+}
+
+static const struct td_transport_ops dgram_ops = {fake_send, fake_close, dgram_send};
+
+TD_TEST(hub_datagram_namespace_uses_send_datagram)
+{
+    struct td_config cfg;
+    td_config_init(&cfg);
+    char err[256];
+    const char *text = "{\"client\":{\"insecure\":true},\"channel\":{\"namespaces\":[{\"name\":"
+                       "\"dg\",\"datagrams\":true},{\"name\":\"plain\"}]}}";
+    TD_REQUIRE(td_config_load_text(&cfg, "test", text, strlen(text), err, sizeof(err), NULL, NULL) ==
+               0);
+    struct td_hub hub;
+    td_hub_init(&hub, &cfg);
+    struct dgram_transport wt;
+    struct fake_transport ws;
+    memset(&wt, 0, sizeof(wt));
+    memset(&ws, 0, sizeof(ws));
+    struct td_client *a = td_client_new(&hub, &td_codec_json, &dgram_ops, &wt, 0);
+    struct td_client *b = td_client_new(&hub, &td_codec_json, &fake_ops, &ws, 0);
+    send_cmd(a, "{\"id\":1,\"connect\":{}}", 0);
+    send_cmd(b, "{\"id\":1,\"connect\":{}}", 0);
+    send_cmd(a, "{\"id\":2,\"subscribe\":{\"channel\":\"dg:x\"}}", 0);
+    send_cmd(b, "{\"id\":2,\"subscribe\":{\"channel\":\"dg:x\"}}", 0);
+    send_cmd(a, "{\"id\":3,\"subscribe\":{\"channel\":\"plain:x\"}}", 0);
+    fake_reset(&wt.f);
+    fake_reset(&ws);
+
+    struct td_publish_result res;
+    /* datagram namespace: the datagram transport gets a datagram, the other the stream */
+    TD_CHECK(td_hub_publish(&hub, S("dg:x"), S("{\"v\":1}"), NULL, 0, &res) == 0);
+    TD_CHECK_EQ_INT(wt.ndgrams, 1);
+    TD_CHECK_EQ_INT(wt.f.nsent, 0);
+    TD_CHECK_EQ_INT(ws.nsent, 1);
+    /* a refused datagram falls back to the stream */
+    wt.refuse = true;
+    TD_CHECK(td_hub_publish(&hub, S("dg:x"), S("{\"v\":2}"), NULL, 0, &res) == 0);
+    TD_CHECK_EQ_INT(wt.ndgrams, 1);
+    TD_CHECK_EQ_INT(wt.f.nsent, 1);
+    TD_CHECK(strstr(fake_last(&wt.f), "\"v\":2") != NULL);
+    /* other namespaces never use datagrams */
+    wt.refuse = false;
+    TD_CHECK(td_hub_publish(&hub, S("plain:x"), S("{\"v\":3}"), NULL, 0, &res) ==
+             0);
+    TD_CHECK_EQ_INT(wt.ndgrams, 1);
+    TD_CHECK_EQ_INT(wt.f.nsent, 2);
+
+    td_client_free(a, 0);
+    td_client_free(b, 0);
+    fake_reset(&wt.f);
+    fake_reset(&ws);
+    td_hub_free(&hub);
+    td_config_free(&cfg);
+}
+
+#undef S

@@ -38,7 +38,7 @@ static void ftrans_close(void *t, uint32_t code, const char *reason)
     ((struct ftrans *)t)->close_code = code;
 }
 
-static const struct td_transport_ops ftrans_ops = {ftrans_send, ftrans_close};
+static const struct td_transport_ops ftrans_ops = {ftrans_send, ftrans_close, NULL};
 
 static void ftrans_reset(struct ftrans *f)
 {
