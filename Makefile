@@ -1,5 +1,5 @@
 # Friendly front for CMake presets. See README.md.
-.PHONY: all build run test test-unit test-interop asan fuzz bench bench-crdt bench-durable bench-yjs clean setup setup-test
+.PHONY: all build run test test-unit test-interop asan fuzz bench bench-crdt bench-durable bench-wt bench-yjs clean setup setup-test
 
 JOBS ?= $(shell nproc)
 
@@ -56,6 +56,11 @@ bench-crdt: build
 bench-durable: build
 	cmake --build --preset dev -j $(JOBS) --target td_loadgen
 	bench/durable.sh
+
+# WebTransport vs WebSocket fan-out in the same run (issue #7); `bench/wt.sh --quick` is shorter.
+bench-wt: build
+	cmake --build --preset dev -j $(JOBS) --target td_loadgen td_wtload
+	bench/wt.sh
 
 # Yjs rooms: tandem against @y/websocket-server 0.1.1 with real y-websocket editors.
 bench-yjs: build

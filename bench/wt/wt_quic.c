@@ -1,0 +1,814 @@
+/*
+ * wt_quic.c - td_wtload's subscriber sessions: a QUIC client per session (ngtcp2 0.12 with
+ * GnuTLS, ALPN h3, certificate NOT verified: this is a benchmark tool for loopback), the
+ * HTTP/3 control stream and SETTINGS, the extended CONNECT for /connection/webtransport, and
+ * the WebTransport bidirectional stream carrying newline-delimited Centrifugo JSON.
+ *
+ * Each session has its own connected UDP socket (and so its own source port), as Chromium
+ * opens one QUIC connection per WebTransport session. Datagrams are read with recvmmsg and
+ * fed to ngtcp2 one by one; the connection's write loop runs once after each batch, so the
+ * ACKs a batch needs go out together. ngtcp2's timers are kept as a cached expiry per
+ * connection and scanned by wl_timers.
+ *
+ * Wire format (docs/webtransport.md, research section 1):
+ *   client control stream   0x00, SETTINGS {0x01=0, 0x33=1, 0x2b603742=1}
+ *   stream 0                HEADERS (QPACK, static table and literals only):
+ *                           :scheme https, :method CONNECT, :authority, :path,
+ *                           :protocol webtransport, sec-webtransport-http3-draft02: 1, origin
+ *   stream 4                0x41, session id 0, then `{"connect":{},"id":1}\n`
+ *                           `{"subscribe":{"channel":"bench<i%C>"},"id":2}\n`
+ * The server's data on stream 4 is Centrifugo JSON, one message per '\n'-terminated line.
+ */
+#include "wtload.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <gnutls/crypto.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+
+#include "core/td_err.h"
+#include "quic/td_h3.h"
+
+#define H3_NO_ERROR UINT64_C(0x100)
+
+static struct wl *G_; /* ngtcp2 callbacks get the connection only */
+
+static const char *conn_name(const struct wl_conn *c)
+{
+    static char name[48];
+    snprintf(name, sizeof(name), "session %" PRIu32, c->id);
+    return name;
+}
+
+/* ---- sending ---- */
+
+static void tx_queue(struct wl_conn *c, int which, const void *p, size_t n, bool fin)
+{
+    struct wl_tx *t = &c->tx[which];
+    td_buf_append(&t->buf, p, n);
+    if (fin)
+        t->fin = true;
+}
+
+static bool tx_pending(const struct wl_tx *t)
+{
+    return t->id >= 0 && !t->blocked && (t->sent < t->buf.len || (t->fin && !t->fin_sent));
+}
+
+static void send_pkt(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n)
+{
+    for (;;) {
+        ssize_t w = send(c->fd, p, n, 0);
+        if (w >= 0) {
+            g->pkts_out++;
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK || g->closing)
+            return; /* dropped: QUIC loss recovery resends */
+        if (errno == ECONNREFUSED)
+            lg_fail("%s: nothing listens on UDP %s (is webtransport.enabled set?)", conn_name(c),
+                    g->authority);
+        lg_fail("%s: send: %s", conn_name(c), strerror(errno));
+    }
+}
+
+/* conn_write runs the QUIC write loop: pending stream data first, then whatever ngtcp2
+ * owes (ACKs, retransmissions, flow-control updates). */
+static void conn_write(struct wl *g, struct wl_conn *c)
+{
+    uint8_t buf[1500];
+    ngtcp2_path_storage ps;
+    ngtcp2_path_storage_zero(&ps);
+    ngtcp2_pkt_info pi;
+    uint64_t ts = lg_now();
+    for (int i = 0; i < WL_TX_N; i++)
+        c->tx[i].blocked = false;
+    for (int iter = 0; iter < 4096; iter++) {
+        struct wl_tx *t = NULL;
+        for (int i = 0; i < WL_TX_N; i++)
+            if (tx_pending(&c->tx[i])) {
+                t = &c->tx[i];
+                break;
+            }
+        int64_t sid = -1;
+        ngtcp2_vec v = {NULL, 0};
+        size_t vcnt = 0;
+        uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+        if (t != NULL) {
+            sid = t->id;
+            v.base = t->buf.data + t->sent;
+            v.len = t->buf.len - t->sent;
+            vcnt = v.len > 0 ? 1 : 0;
+            if (t->fin)
+                flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+        }
+        ngtcp2_ssize ndatalen = -1;
+        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, buf, sizeof(buf),
+                                                   &ndatalen, flags, sid, &v, vcnt, ts);
+        if (t != NULL && ndatalen >= 0) {
+            t->sent += (size_t)ndatalen;
+            if (t->fin && t->sent == t->buf.len)
+                t->fin_sent = true;
+        }
+        if (n < 0) {
+            if (n == NGTCP2_ERR_WRITE_MORE)
+                continue;
+            if (n == NGTCP2_ERR_STREAM_DATA_BLOCKED || n == NGTCP2_ERR_STREAM_SHUT_WR ||
+                n == NGTCP2_ERR_STREAM_NOT_FOUND) {
+                if (t != NULL)
+                    t->blocked = true;
+                continue;
+            }
+            if (g->closing)
+                break;
+            lg_fail("%s: ngtcp2_conn_writev_stream: %s", conn_name(c), ngtcp2_strerror((int)n));
+        }
+        if (n == 0)
+            break;
+        send_pkt(g, c, buf, (size_t)n);
+    }
+    ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
+    c->expiry = ngtcp2_conn_get_expiry(c->qc);
+}
+
+/* ---- deliveries ---- */
+
+static const uint8_t *parse_u64(const uint8_t *p, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *start = p;
+    uint64_t v = 0;
+    while (p < end && *p >= '0' && *p <= '9' && p - start < 19) {
+        v = v * 10u + (uint64_t)(*p - '0');
+        p++;
+    }
+    if (p == start)
+        return NULL;
+    *out = v;
+    return p;
+}
+
+/* scan_deliveries counts every publication payload {"t":T,"s":S... in p[0..n), the way
+ * td_loadgen does (bench/loadgen/lg_net.c). */
+static uint32_t scan_deliveries(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n)
+{
+    const uint8_t *end = p + n;
+    uint32_t found = 0;
+    while (end - p >= 5) {
+        const uint8_t *m = memmem(p, (size_t)(end - p), "{\"t\":", 5);
+        if (m == NULL)
+            break;
+        uint64_t t, s;
+        const uint8_t *q = parse_u64(m + 5, end, &t);
+        if (q == NULL || end - q < 5 || memcmp(q, ",\"s\":", 5) != 0 ||
+            (q = parse_u64(q + 5, end, &s)) == NULL) {
+            p = m + 5;
+            continue;
+        }
+        found++;
+        g->deliveries_all++;
+        if (s >= g->measure_seq0) {
+            g->deliveries_measured++;
+            c->measured++;
+            uint64_t sent = g->t0 + t;
+            lg_hist_add(&g->hist, g->now > sent ? (g->now - sent) / 1000u : 0);
+        }
+        if ((size_t)(end - m) >= g->o.payload && m + g->o.payload > q)
+            p = m + g->o.payload;
+        else
+            p = q;
+    }
+    if (found)
+        g->last_progress = g->now;
+    return found;
+}
+
+/* ---- the Centrifugo stream ---- */
+
+static void conn_ready(struct wl *g, struct wl_conn *c)
+{
+    if (c->state == WL_ST_READY)
+        return;
+    c->state = WL_ST_READY;
+    g->inflight--;
+    g->ready_subs++;
+    g->last_progress = g->now;
+    g->t_last_ready = g->now;
+}
+
+static void json_line(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n)
+{
+    if (n > 0 && p[n - 1] == '\r')
+        n--;
+    if (n == 0)
+        return;
+    if (n >= 7 && memcmp(p, "{\"push\"", 7) == 0) {
+        if (scan_deliveries(g, c, p, n) == 0 && memmem(p, n, "\"disconnect\":", 13) != NULL &&
+            !g->closing)
+            lg_fail("%s: server sent %.*s", conn_name(c), (int)(n > 200 ? 200 : n), p);
+        return;
+    }
+    if (n == 2 && p[0] == '{' && p[1] == '}') { /* server ping */
+        tx_queue(c, WL_TX_WT, "{}\n", 3, false);
+        return;
+    }
+    if (n > 6 && memcmp(p, "{\"id\":", 6) == 0) {
+        uint64_t id = 0;
+        if (parse_u64(p + 6, p + n, &id) == NULL)
+            lg_fail("%s: malformed reply %.*s", conn_name(c), (int)(n > 200 ? 200 : n), p);
+        const uint8_t *e = memmem(p, n, "\"error\":", 8);
+        if (e != NULL)
+            lg_fail("%s: %s rejected: %.*s", conn_name(c), id == 1 ? "connect" : "subscribe",
+                    (int)(p + n - e > 200 ? 200 : p + n - e), e);
+        if (id == 2 && c->state == WL_ST_PROTO)
+            conn_ready(g, c);
+        return;
+    }
+    scan_deliveries(g, c, p, n);
+}
+
+static void wt_data(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n, bool fin)
+{
+    if (c->line.len > 0) {
+        td_buf_append(&c->line, p, n);
+        const uint8_t *s = c->line.data, *end = s + c->line.len, *nl;
+        while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+            json_line(g, c, s, (size_t)(nl - s));
+            s = nl + 1;
+        }
+        td_buf_consume(&c->line, (size_t)(s - c->line.data));
+        if (c->line.len == 0)
+            td_buf_free(&c->line);
+    } else {
+        const uint8_t *s = p, *end = p + n, *nl;
+        while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+            json_line(g, c, s, (size_t)(nl - s));
+            s = nl + 1;
+        }
+        if (s < end)
+            td_buf_append(&c->line, s, (size_t)(end - s));
+    }
+    if (c->line.len > WL_MAX_LINE)
+        lg_fail("%s: a line above %d bytes on the WebTransport stream", conn_name(c), WL_MAX_LINE);
+    if (fin && !g->closing)
+        lg_fail("%s: the server ended the WebTransport stream", conn_name(c));
+}
+
+/* ---- HTTP/3 ---- */
+
+static void send_control(struct wl_conn *c)
+{
+    struct td_h3_settings s;
+    memset(&s, 0, sizeof(s));
+    s.present = TD_H3_SET_QPACK_MAX_TABLE_CAPACITY | TD_H3_SET_QPACK_BLOCKED_STREAMS |
+                TD_H3_SET_H3_DATAGRAM | TD_H3_SET_ENABLE_WEBTRANSPORT;
+    s.h3_datagram = 1;
+    s.enable_webtransport = 1;
+    struct td_buf b;
+    td_buf_init(&b);
+    if (td_h3_control_stream_open_append(&b, &s) != 0)
+        lg_fail("cannot encode SETTINGS");
+    tx_queue(c, WL_TX_CONTROL, b.data, b.len, false);
+    td_buf_free(&b);
+}
+
+/* advance moves c through the setup states as far as what arrived allows. */
+static void advance(struct wl *g, struct wl_conn *c)
+{
+    if (c->state == WL_ST_HANDSHAKE && c->handshake_done) {
+        int64_t id;
+        int rv = ngtcp2_conn_open_uni_stream(c->qc, &id, NULL);
+        if (rv != 0)
+            lg_fail("%s: cannot open the control stream: %s", conn_name(c), ngtcp2_strerror(rv));
+        c->tx[WL_TX_CONTROL].id = id;
+        send_control(c);
+        c->state = WL_ST_SETTINGS;
+    }
+    if (c->state == WL_ST_SETTINGS && c->settings_ok) {
+        int64_t id;
+        int rv = ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL);
+        if (rv != 0)
+            lg_fail("%s: cannot open the request stream: %s", conn_name(c), ngtcp2_strerror(rv));
+        c->tx[WL_TX_REQUEST].id = id;
+        tx_queue(c, WL_TX_REQUEST, g->connect_hdrs.data, g->connect_hdrs.len, false);
+        c->state = WL_ST_CONNECT;
+    }
+}
+
+/* ctl_parse looks for the server's SETTINGS at the start of its control stream. */
+static void ctl_parse(struct wl *g, struct wl_conn *c)
+{
+    (void)g;
+    struct td_h3_frame_hdr h;
+    int rv = td_h3_frame_hdr_decode(c->ctl.data, c->ctl.len, &h);
+    if (rv == TD_EAGAIN) {
+        if (c->ctl.len > WL_MAX_CTRL)
+            lg_fail("%s: control stream: no frame in %d bytes", conn_name(c), WL_MAX_CTRL);
+        return;
+    }
+    if (rv != 0 || h.type != TD_H3_FRAME_SETTINGS)
+        lg_fail("%s: the server's control stream does not start with SETTINGS", conn_name(c));
+    if (c->ctl.len - h.hdr_len < h.len)
+        return;
+    struct td_h3_settings s;
+    if (td_h3_settings_decode(c->ctl.data + h.hdr_len, (size_t)h.len, &s) != 0)
+        lg_fail("%s: malformed server SETTINGS", conn_name(c));
+    bool connect_ok =
+        ((s.present & TD_H3_SET_ENABLE_CONNECT_PROTOCOL) && s.enable_connect_protocol == 1) ||
+        ((s.present & TD_H3_SET_ENABLE_WEBTRANSPORT) && s.enable_webtransport == 1);
+    bool wt_ok = ((s.present & TD_H3_SET_ENABLE_WEBTRANSPORT) && s.enable_webtransport == 1) ||
+                 ((s.present & TD_H3_SET_WT_MAX_SESSIONS_D07) && s.wt_max_sessions_d07 > 0);
+    if (!connect_ok || !wt_ok)
+        lg_fail("%s: the server's SETTINGS do not offer WebTransport", conn_name(c));
+    td_buf_free(&c->ctl);
+    c->settings_ok = true;
+}
+
+static void uni_data(struct wl *g, struct wl_conn *c, int64_t id, const uint8_t *p, size_t n)
+{
+    struct wl_uni *u = NULL;
+    for (int i = 0; i < WL_MAX_UNI; i++)
+        if (c->uni[i].id == id) {
+            u = &c->uni[i];
+            break;
+        }
+    if (u == NULL) {
+        for (int i = 0; i < WL_MAX_UNI; i++)
+            if (c->uni[i].id < 0) {
+                u = &c->uni[i];
+                u->id = id;
+                u->kind = 0;
+                break;
+            }
+        if (u == NULL)
+            return; /* more server streams than we track: ignored */
+    }
+    if (u->kind == 2 || n == 0)
+        return;
+    if (u->kind == 0) {
+        uint64_t type;
+        size_t used;
+        if (td_h3_varint_decode(p, n, &type, &used) != 0 || type != TD_H3_UNI_CONTROL) {
+            u->kind = 2; /* QPACK, GREASE, anything else: read and dropped */
+            return;
+        }
+        u->kind = 1;
+        p += used;
+        n -= used;
+    }
+    if (c->settings_ok)
+        return; /* later control frames (GOAWAY, GREASE) are ignored */
+    td_buf_append(&c->ctl, p, n);
+    ctl_parse(g, c);
+}
+
+/* decode_status returns the :status of a QPACK header block, or -1. */
+static int decode_status(struct wl *g, const uint8_t *p, size_t n)
+{
+    nghttp3_qpack_stream_context *sctx = NULL;
+    if (nghttp3_qpack_stream_context_new(&sctx, 0, nghttp3_mem_default()) != 0)
+        lg_fail("nghttp3_qpack_stream_context_new failed");
+    int status = -1;
+    for (;;) {
+        nghttp3_qpack_nv nv;
+        uint8_t flags = 0;
+        nghttp3_ssize r = nghttp3_qpack_decoder_read_request(g->qdec, sctx, &nv, &flags, p, n, 1);
+        if (r < 0) {
+            status = -1;
+            break;
+        }
+        p += r;
+        n -= (size_t)r;
+        if (flags & NGHTTP3_QPACK_DECODE_FLAG_EMIT) {
+            nghttp3_vec nm = nghttp3_rcbuf_get_buf(nv.name);
+            nghttp3_vec vl = nghttp3_rcbuf_get_buf(nv.value);
+            if (nm.len == 7 && memcmp(nm.base, ":status", 7) == 0 && vl.len == 3 &&
+                vl.base[0] >= '1' && vl.base[0] <= '9')
+                status = (vl.base[0] - '0') * 100 + (vl.base[1] - '0') * 10 + (vl.base[2] - '0');
+            nghttp3_rcbuf_decref(nv.name);
+            nghttp3_rcbuf_decref(nv.value);
+        }
+        if (flags & (NGHTTP3_QPACK_DECODE_FLAG_FINAL | NGHTTP3_QPACK_DECODE_FLAG_BLOCKED))
+            break;
+        if (r == 0 && !(flags & NGHTTP3_QPACK_DECODE_FLAG_EMIT))
+            break;
+    }
+    nghttp3_qpack_stream_context_del(sctx);
+    return status;
+}
+
+static void open_wt_stream(struct wl *g, struct wl_conn *c)
+{
+    int64_t id;
+    int rv = ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL);
+    if (rv != 0)
+        lg_fail("%s: cannot open the WebTransport stream: %s", conn_name(c), ngtcp2_strerror(rv));
+    c->tx[WL_TX_WT].id = id;
+    uint8_t pre[2 * TD_H3_VARINT_MAXLEN];
+    size_t pl = td_h3_wt_stream_prefix_encode(pre, true, (uint64_t)c->tx[WL_TX_REQUEST].id);
+    if (pl == 0)
+        lg_fail("%s: cannot encode the stream prefix", conn_name(c));
+    struct td_buf *s = &g->scratch;
+    td_buf_reset(s);
+    td_buf_append(s, pre, pl);
+    td_buf_appendf(s,
+                   "{\"connect\":{},\"id\":1}\n{\"subscribe\":{\"channel\":\"bench%" PRIu32
+                   "\"},\"id\":2}\n",
+                   c->channel);
+    tx_queue(c, WL_TX_WT, s->data, s->len, false);
+    c->state = WL_ST_PROTO;
+}
+
+/* capsule_close reports a CLOSE_WEBTRANSPORT_SESSION found in a DATA payload, if any. */
+static void capsule_close(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        struct td_h3_capsule cap;
+        if (td_h3_capsule_decode(p, n, &cap) != 0)
+            return;
+        if (cap.type == TD_H3_CAPSULE_CLOSE_WT_SESSION && !g->closing) {
+            uint32_t code = 0;
+            const uint8_t *reason = NULL;
+            size_t rl = 0;
+            if (td_h3_wt_close_decode(cap.value, cap.len, &code, &reason, &rl) == 0)
+                lg_fail("%s: the server closed the session: %" PRIu32 " %.*s", conn_name(c), code,
+                        (int)(rl > 200 ? 200 : rl), (const char *)reason);
+            lg_fail("%s: the server closed the session", conn_name(c));
+        }
+        p += cap.size;
+        n -= cap.size;
+    }
+}
+
+static void req_data(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n, bool fin)
+{
+    td_buf_append(&c->req, p, n);
+    size_t off = 0;
+    while (off < c->req.len) {
+        struct td_h3_frame_hdr h;
+        int rv = td_h3_frame_hdr_decode(c->req.data + off, c->req.len - off, &h);
+        if (rv == TD_EAGAIN)
+            break;
+        if (rv != 0)
+            lg_fail("%s: malformed frame on the CONNECT stream (%d)", conn_name(c), rv);
+        if (c->req.len - off - h.hdr_len < h.len)
+            break;
+        const uint8_t *pl = c->req.data + off + h.hdr_len;
+        if (h.type == TD_H3_FRAME_HEADERS && c->state == WL_ST_CONNECT) {
+            int status = decode_status(g, pl, (size_t)h.len);
+            if (status < 200 || status > 299)
+                lg_fail("%s: CONNECT %s answered with :status %d", conn_name(c), g->o.path, status);
+            open_wt_stream(g, c);
+        } else if (h.type == TD_H3_FRAME_DATA) {
+            capsule_close(g, c, pl, (size_t)h.len);
+        }
+        off += h.hdr_len + (size_t)h.len;
+    }
+    td_buf_consume(&c->req, off);
+    if (c->req.len > 65536)
+        lg_fail("%s: more than 64 KiB of unparsed bytes on the CONNECT stream", conn_name(c));
+    if (fin && !g->closing)
+        lg_fail("%s: the server ended the session (FIN on the CONNECT stream)%s", conn_name(c),
+                c->state == WL_ST_CONNECT ? " before answering" : "");
+}
+
+/* ---- ngtcp2 callbacks ---- */
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+    return ((struct wl_conn *)ref->user_data)->qc;
+}
+
+static void cb_rand(uint8_t *p, size_t n, const ngtcp2_rand_ctx *r)
+{
+    (void)r;
+    gnutls_rnd(GNUTLS_RND_RANDOM, p, n);
+}
+
+static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t len, void *ud)
+{
+    (void)conn;
+    (void)ud;
+    uint8_t d[NGTCP2_MAX_CIDLEN];
+    gnutls_rnd(GNUTLS_RND_RANDOM, d, len);
+    ngtcp2_cid_init(cid, d, len);
+    gnutls_rnd(GNUTLS_RND_RANDOM, token, NGTCP2_STATELESS_RESET_TOKENLEN);
+    return 0;
+}
+
+static int cb_handshake(ngtcp2_conn *conn, void *ud)
+{
+    (void)conn;
+    ((struct wl_conn *)ud)->handshake_done = true;
+    return 0;
+}
+
+static int cb_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t off,
+                          const uint8_t *data, size_t len, void *ud, void *sud)
+{
+    struct wl_conn *c = ud;
+    struct wl *g = G_;
+    (void)off;
+    (void)sud;
+    bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
+    if ((id & 3) == 3)
+        uni_data(g, c, id, data, len);
+    else if (id == c->tx[WL_TX_REQUEST].id)
+        req_data(g, c, data, len, fin);
+    else if (id == c->tx[WL_TX_WT].id)
+        wt_data(g, c, data, len, fin);
+    ngtcp2_conn_extend_max_stream_offset(conn, id, len);
+    ngtcp2_conn_extend_max_offset(conn, len);
+    return 0;
+}
+
+static int cb_stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size, uint64_t code,
+                           void *ud, void *sud)
+{
+    struct wl_conn *c = ud;
+    (void)conn;
+    (void)final_size;
+    (void)sud;
+    if (!G_->closing && (id == c->tx[WL_TX_REQUEST].id || id == c->tx[WL_TX_WT].id))
+        lg_fail("%s: the server reset stream %" PRId64 " (code 0x%" PRIx64 ")", conn_name(c), id,
+                code);
+    return 0;
+}
+
+static int cb_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data, size_t len, void *ud)
+{
+    (void)conn;
+    (void)flags;
+    scan_deliveries(G_, ud, data, len); /* tandem sends none today; count them if it does */
+    return 0;
+}
+
+static const ngtcp2_callbacks callbacks = {
+    .client_initial = ngtcp2_crypto_client_initial_cb,
+    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
+    .handshake_completed = cb_handshake,
+    .encrypt = ngtcp2_crypto_encrypt_cb,
+    .decrypt = ngtcp2_crypto_decrypt_cb,
+    .hp_mask = ngtcp2_crypto_hp_mask_cb,
+    .recv_stream_data = cb_stream_data,
+    .stream_reset = cb_stream_reset,
+    .recv_retry = ngtcp2_crypto_recv_retry_cb,
+    .rand = cb_rand,
+    .get_new_connection_id = cb_new_cid,
+    .update_key = ngtcp2_crypto_update_key_cb,
+    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
+    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
+    .recv_datagram = cb_datagram,
+    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
+    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+};
+
+/* ---- connections ---- */
+
+void wl_conn_start(struct wl *g, struct wl_conn *c)
+{
+    int fd = socket(g->addr.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        lg_fail("socket: %s", strerror(errno));
+    if (g->o.nsrc > 0) {
+        const struct sockaddr_in *src = &g->o.src[c->id % g->o.nsrc];
+        if (bind(fd, (const struct sockaddr *)src, sizeof(*src)) != 0)
+            lg_fail("bind to a source address: %s", strerror(errno));
+    }
+    if (connect(fd, (const struct sockaddr *)&g->addr, g->addrlen) != 0)
+        lg_fail("%s: connect: %s", conn_name(c), strerror(errno));
+    c->locallen = sizeof(c->local);
+    if (getsockname(fd, (struct sockaddr *)&c->local, &c->locallen) != 0)
+        lg_fail("getsockname: %s", strerror(errno));
+    c->fd = fd;
+
+    uint8_t d[18], s[18];
+    gnutls_rnd(GNUTLS_RND_RANDOM, d, sizeof(d));
+    gnutls_rnd(GNUTLS_RND_RANDOM, s, sizeof(s));
+    ngtcp2_cid dcid, scid;
+    ngtcp2_cid_init(&dcid, d, sizeof(d));
+    ngtcp2_cid_init(&scid, s, sizeof(s));
+    ngtcp2_path path = {
+        .local = {.addr = (ngtcp2_sockaddr *)&c->local, .addrlen = c->locallen},
+        .remote = {.addr = (ngtcp2_sockaddr *)&g->addr, .addrlen = g->addrlen},
+    };
+    uint64_t now = lg_now();
+    ngtcp2_settings st;
+    ngtcp2_settings_default(&st);
+    st.initial_ts = now;
+    st.no_pmtud = 1; /* loopback: no probes in the measurements */
+    ngtcp2_transport_params p;
+    ngtcp2_transport_params_default(&p);
+    p.initial_max_stream_data_bidi_local = WL_STREAM_WINDOW;
+    p.initial_max_stream_data_bidi_remote = 65536;
+    p.initial_max_stream_data_uni = 65536;
+    p.initial_max_data = WL_CONN_WINDOW;
+    p.initial_max_streams_bidi = 4;
+    p.initial_max_streams_uni = 8;
+    p.max_idle_timeout = 60 * NGTCP2_SECONDS;
+    p.max_datagram_frame_size = 65535;
+    int rv = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &callbacks,
+                                    &st, &p, NULL, c);
+    if (rv != 0)
+        lg_fail("ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
+    static const gnutls_datum_t alpn = {(unsigned char *)"h3", 2};
+    if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA) != 0 ||
+        gnutls_priority_set_direct(
+            c->tls, "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL) != 0 ||
+        ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0 ||
+        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, g->cred) != 0 ||
+        gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY) != 0)
+        lg_fail("GnuTLS client session setup failed");
+    gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, "localhost", 9);
+    c->ref.get_conn = get_conn;
+    c->ref.user_data = c;
+    gnutls_session_set_ptr(c->tls, &c->ref);
+    ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
+
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = c->id};
+    if (epoll_ctl(g->ep, EPOLL_CTL_ADD, fd, &ev) != 0)
+        lg_fail("epoll_ctl: %s", strerror(errno));
+    c->state = WL_ST_HANDSHAKE;
+    g->inflight++;
+    if (g->t_first_connect == 0)
+        g->t_first_connect = now;
+    conn_write(g, c);
+}
+
+void wl_conn_readable(struct wl *g, struct wl_conn *c)
+{
+    struct mmsghdr msgs[WL_RECV_BATCH];
+    struct iovec iov[WL_RECV_BATCH];
+    for (int i = 0; i < WL_RECV_BATCH; i++) {
+        iov[i].iov_base = g->rbuf + (size_t)i * WL_PKT_BUF;
+        iov[i].iov_len = WL_PKT_BUF;
+        memset(&msgs[i].msg_hdr, 0, sizeof(msgs[i].msg_hdr));
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    ngtcp2_path path = {
+        .local = {.addr = (ngtcp2_sockaddr *)&c->local, .addrlen = c->locallen},
+        .remote = {.addr = (ngtcp2_sockaddr *)&g->addr, .addrlen = g->addrlen},
+    };
+    ngtcp2_pkt_info pi = {0};
+    bool got = false;
+    for (int rounds = 0; rounds < 16; rounds++) {
+        int n = recvmmsg(c->fd, msgs, WL_RECV_BATCH, MSG_DONTWAIT, NULL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || g->closing)
+                break;
+            if (errno == ECONNREFUSED)
+                lg_fail("%s: nothing listens on UDP %s (is webtransport.enabled set?)",
+                        conn_name(c), g->authority);
+            lg_fail("%s: recvmmsg: %s", conn_name(c), strerror(errno));
+        }
+        g->now = lg_now();
+        for (int i = 0; i < n; i++) {
+            if (msgs[i].msg_len == 0)
+                continue;
+            g->pkts_in++;
+            got = true;
+            int rv =
+                ngtcp2_conn_read_pkt(c->qc, &path, &pi, iov[i].iov_base, msgs[i].msg_len, g->now);
+            if (rv != 0) {
+                if (g->closing)
+                    return;
+                if (rv == NGTCP2_ERR_DRAINING)
+                    lg_fail("%s: the server closed the QUIC connection", conn_name(c));
+                lg_fail("%s: ngtcp2_conn_read_pkt: %s", conn_name(c), ngtcp2_strerror(rv));
+            }
+        }
+        if (n < WL_RECV_BATCH)
+            break;
+    }
+    if (!got)
+        return;
+    advance(g, c);
+    conn_write(g, c);
+}
+
+uint64_t wl_timers(struct wl *g)
+{
+    uint64_t earliest = UINT64_MAX;
+    for (uint32_t i = 0; i < g->started; i++) {
+        struct wl_conn *c = &g->conns[i];
+        if (c->qc == NULL)
+            continue;
+        if (c->expiry <= g->now) {
+            int rv = ngtcp2_conn_handle_expiry(c->qc, g->now);
+            if (rv != 0 && !g->closing)
+                lg_fail("%s: %s", conn_name(c),
+                        rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : ngtcp2_strerror(rv));
+            conn_write(g, c);
+            if (c->expiry <= g->now) /* nothing more due now: do not spin on it */
+                c->expiry = g->now + 1000000u;
+        }
+        if (c->expiry < earliest)
+            earliest = c->expiry;
+    }
+    return earliest;
+}
+
+/* ---- setup and teardown ---- */
+
+static void add_nv(nghttp3_nv *nv, const char *name, const char *value)
+{
+    nv->name = (uint8_t *)(uintptr_t)name;
+    nv->value = (uint8_t *)(uintptr_t)value;
+    nv->namelen = strlen(name);
+    nv->valuelen = strlen(value);
+    nv->flags = NGHTTP3_NV_FLAG_NONE;
+}
+
+void wl_quic_init(struct wl *g)
+{
+    G_ = g;
+    if (gnutls_certificate_allocate_credentials(&g->cred) != 0)
+        lg_fail("gnutls_certificate_allocate_credentials failed");
+    if (nghttp3_qpack_decoder_new(&g->qdec, 0, 0, nghttp3_mem_default()) != 0)
+        lg_fail("nghttp3_qpack_decoder_new failed");
+    /* The CONNECT header block is the same for every session: encode it once. With a
+     * dynamic table capacity of 0 the encoder uses the static table and literals only. */
+    nghttp3_qpack_encoder *enc = NULL;
+    if (nghttp3_qpack_encoder_new(&enc, 0, nghttp3_mem_default()) != 0)
+        lg_fail("nghttp3_qpack_encoder_new failed");
+    nghttp3_nv nva[7];
+    add_nv(&nva[0], ":scheme", "https");
+    add_nv(&nva[1], ":method", "CONNECT");
+    add_nv(&nva[2], ":authority", g->authority);
+    add_nv(&nva[3], ":path", g->o.path);
+    add_nv(&nva[4], ":protocol", "webtransport");
+    add_nv(&nva[5], "sec-webtransport-http3-draft02", "1");
+    add_nv(&nva[6], "origin", g->origin);
+    nghttp3_buf pbuf, rbuf, ebuf;
+    nghttp3_buf_init(&pbuf);
+    nghttp3_buf_init(&rbuf);
+    nghttp3_buf_init(&ebuf);
+    if (nghttp3_qpack_encoder_encode(enc, &pbuf, &rbuf, &ebuf, 0, nva, 7) != 0)
+        lg_fail("QPACK encoding of the CONNECT request failed");
+    if (nghttp3_buf_len(&ebuf) != 0)
+        lg_fail("QPACK encoder wanted its encoder stream (unexpected with capacity 0)");
+    size_t plen = nghttp3_buf_len(&pbuf), rlen = nghttp3_buf_len(&rbuf);
+    uint8_t hdr[TD_H3_FRAME_HDR_MAXLEN];
+    size_t hl = td_h3_frame_hdr_encode(hdr, TD_H3_FRAME_HEADERS, plen + rlen);
+    td_buf_init(&g->connect_hdrs);
+    td_buf_append(&g->connect_hdrs, hdr, hl);
+    td_buf_append(&g->connect_hdrs, pbuf.pos, plen);
+    td_buf_append(&g->connect_hdrs, rbuf.pos, rlen);
+    nghttp3_buf_free(&pbuf, nghttp3_mem_default());
+    nghttp3_buf_free(&rbuf, nghttp3_mem_default());
+    nghttp3_buf_free(&ebuf, nghttp3_mem_default());
+    nghttp3_qpack_encoder_del(enc);
+}
+
+void wl_quic_free(struct wl *g)
+{
+    g->closing = true;
+    uint8_t buf[1500];
+    for (uint32_t i = 0; g->conns != NULL && i < g->o.subs; i++) {
+        struct wl_conn *c = &g->conns[i];
+        if (c->qc != NULL) {
+            if (!ngtcp2_conn_is_in_closing_period(c->qc) &&
+                !ngtcp2_conn_is_in_draining_period(c->qc) && c->handshake_done) {
+                ngtcp2_connection_close_error ccerr;
+                ngtcp2_connection_close_error_set_application_error(&ccerr, H3_NO_ERROR, NULL, 0);
+                ngtcp2_path_storage ps;
+                ngtcp2_path_storage_zero(&ps);
+                ngtcp2_pkt_info pi;
+                ngtcp2_ssize n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, buf,
+                                                                    sizeof(buf), &ccerr, lg_now());
+                if (n > 0)
+                    send_pkt(g, c, buf, (size_t)n);
+            }
+            ngtcp2_conn_del(c->qc);
+            c->qc = NULL;
+        }
+        if (c->tls != NULL)
+            gnutls_deinit(c->tls);
+        c->tls = NULL;
+        if (c->fd >= 0)
+            close(c->fd);
+        c->fd = -1;
+        for (int k = 0; k < WL_TX_N; k++)
+            td_buf_free(&c->tx[k].buf);
+        td_buf_free(&c->ctl);
+        td_buf_free(&c->req);
+        td_buf_free(&c->line);
+    }
+    if (g->qdec != NULL)
+        nghttp3_qpack_decoder_del(g->qdec);
+    g->qdec = NULL;
+    if (g->cred != NULL)
+        gnutls_certificate_free_credentials(g->cred);
+    g->cred = NULL;
+    td_buf_free(&g->connect_hdrs);
+}
