@@ -45,6 +45,7 @@ void td_config_init(struct td_config *cfg)
     cfg->emulation_max_request_body_size = 65536;
     cfg->tls_cert_file = td_xstrdup("");
     cfg->tls_key_file = td_xstrdup("");
+    cfg->tls_tcp = true;
     cfg->api_key = td_xstrdup("");
     cfg->token_hmac_secret_key = td_xstrdup("");
     cfg->token_rsa_public_key = td_xstrdup("");
@@ -196,6 +197,7 @@ static const struct opt cfg_opts[] = {
     {"webtransport.enabled", OPT_BOOL, CFG(webtransport_enabled)},
     {"tls.cert_file", OPT_STRING, CFG(tls_cert_file)},
     {"tls.key_file", OPT_STRING, CFG(tls_key_file)},
+    {"tls.tcp", OPT_BOOL, CFG(tls_tcp)},
     {"http_api.key", OPT_STRING, CFG(api_key)},
     {"http_api.insecure", OPT_BOOL, CFG(api_insecure)},
     {"http_server.idle_timeout", OPT_DURATION, CFG(http_idle_timeout_ms)},
@@ -552,6 +554,17 @@ static int check_yjs(const struct td_config *cfg, char *err, size_t errlen, cons
     return TD_EINVAL;
 }
 
+/* TLS needs the certificate and its key: one without the other is a mistake, not plaintext. */
+static int check_tls(const struct td_config *cfg, char *err, size_t errlen, const char *where)
+{
+    bool cert = cfg->tls_cert_file[0] != '\0', key = cfg->tls_key_file[0] != '\0';
+    if (cert == key)
+        return 0;
+    snprintf(err, errlen, "%s: tls.%s is set but tls.%s is not (TLS needs both files)", where,
+             cert ? "cert_file" : "key_file", cert ? "key_file" : "cert_file");
+    return TD_EINVAL;
+}
+
 int td_config_load_text(struct td_config *cfg, const char *name, const char *text, size_t n,
                         char *err, size_t errlen, td_config_warn_cb warn, void *ud)
 {
@@ -572,6 +585,8 @@ int td_config_load_text(struct td_config *cfg, const char *name, const char *tex
     td_json_doc_free(&doc);
     if (rv == 0)
         rv = check_yjs(cfg, err, errlen, name);
+    if (rv == 0)
+        rv = check_tls(cfg, err, errlen, name);
     return rv;
 }
 
@@ -619,7 +634,8 @@ int td_config_load_env(struct td_config *cfg, char *err, size_t errlen)
             return TD_EINVAL;
         }
     }
-    return check_yjs(cfg, err, errlen, "environment");
+    int rv = check_yjs(cfg, err, errlen, "environment");
+    return rv != 0 ? rv : check_tls(cfg, err, errlen, "environment");
 }
 
 const char *td_config_starter(void)

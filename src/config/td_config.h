@@ -79,6 +79,9 @@ struct td_config {
     bool webtransport_enabled; /* webtransport.enabled (Centrifugo's name; default false) */
     char *tls_cert_file;       /* tls.cert_file: PEM certificate chain for QUIC/TLS */
     char *tls_key_file;        /* tls.key_file: PEM private key for tls.cert_file */
+    bool tls_tcp; /* tls.tcp: with both files set, the TCP listener speaks TLS only (https,
+                   * wss); false keeps TCP plaintext, the files serving QUIC alone (tandem's
+                   * own key; default true). Setting one file without the other is an error. */
 
     char *token_hmac_secret_key;    /* client.token.hmac_secret_key */
     char *token_rsa_public_key;     /* client.token.rsa_public_key (PEM) */

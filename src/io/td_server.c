@@ -17,9 +17,15 @@
 #include "http/td_static.h"
 #include "core/td_base64.h"
 #include "http/td_ws.h"
+#include "tls/td_tls.h"
+#include "io/td_wtsrv.h"
 
 #define CONN_CLOSE_TIMEOUT_MS 5000
 #define CONN_MAX_IOV 1024
+/* TLS: plaintext encrypted per flush round (then written before more is encrypted, so the
+ * session's ciphertext buffer stays small), and the shared decryption buffer. */
+#define CONN_TLS_CHUNK 65536
+#define CONN_TLS_PLAIN 65536
 
 enum conn_state { CONN_HTTP, CONN_WS, CONN_STREAM, CONN_CLOSING };
 
@@ -61,6 +67,9 @@ struct td_conn {
     int64_t y_next_ping;              /* yjs: when the next WebSocket ping is due */
     int64_t y_last_out;               /* yjs: when a message was last queued */
     bool y_pong_wait;                 /* yjs: a ping is unanswered */
+    struct td_tls *tls;               /* TLS session; NULL on a plaintext connection */
+    size_t tls_pending;               /* TLS: ciphertext in the session, counted in out_bytes */
+    bool tls_started;                 /* TLS: the first bytes were checked for a ClientHello */
 };
 
 /* An API request waiting for the store; conn is NULL once the connection is gone. */
@@ -77,6 +86,7 @@ struct write_req {
     struct outq_entry *entries;
     uint32_t n;
     uint64_t bytes;
+    uint8_t *cipher; /* TLS: a copy of the ciphertext written (entries is then NULL) */
 };
 
 static const struct td_transport_ops conn_ws_ops;
@@ -159,6 +169,7 @@ static void on_write(uv_write_t *req, int status)
     for (uint32_t i = 0; i < w->n; i++)
         td_rbuf_unref(w->entries[i].rb);
     free(w->entries);
+    free(w->cipher);
     if (!c->destroyed) {
         c->out_bytes -= w->bytes;
         c->srv->bytes_out += w->bytes;
@@ -223,6 +234,122 @@ static size_t conn_cork(struct td_conn *c)
     return n;
 }
 
+/* ---- TLS output --------------------------------------------------------------------- */
+
+/* Counts in out_bytes the ciphertext the session holds: besides what conn_tls_encrypt makes,
+ * handshake flights, session tickets and alerts appear there. */
+static void conn_tls_sync(struct td_conn *c)
+{
+    size_t n;
+    (void)td_tls_out(c->tls, &n);
+    c->out_bytes = c->out_bytes - c->tls_pending + n;
+    c->tls_pending = n;
+}
+
+/* Encrypts up to CONN_TLS_CHUNK bytes from the front of the queue in one td_tls_writev (small
+ * frames share records) and drops them from the queue. Returns 0 or the session's error. */
+static int conn_tls_encrypt(struct td_conn *c)
+{
+    struct iovec iov[CONN_MAX_IOV];
+    size_t niov = 0, total = 0;
+    for (uint32_t i = 0; i < c->qlen && niov + 2 <= CONN_MAX_IOV && total < CONN_TLS_CHUNK; i++) {
+        uv_buf_t b[2];
+        size_t k = entry_iov(&c->q[c->qhead + i], b);
+        for (size_t j = 0; j < k && total < CONN_TLS_CHUNK; j++) {
+            size_t len = b[j].len < CONN_TLS_CHUNK - total ? b[j].len : CONN_TLS_CHUNK - total;
+            iov[niov++] = (struct iovec){.iov_base = b[j].base, .iov_len = len};
+            total += len;
+        }
+    }
+    int rv = td_tls_writev(c->tls, iov, niov);
+    if (rv < 0)
+        return rv;
+    c->out_bytes -= total;
+    /* Drop what was encrypted, and entries with nothing left (empty buffers too). */
+    while (c->qlen > 0) {
+        struct outq_entry *e = &c->q[c->qhead];
+        size_t left = e->hlen + e->rb->len - e->done;
+        if (total < left) {
+            e->done += (uint32_t)total;
+            break;
+        }
+        total -= left;
+        td_rbuf_unref(e->rb);
+        c->qhead++;
+        c->qlen--;
+    }
+    if (c->qlen == 0)
+        c->qhead = 0;
+    return 0;
+}
+
+/*
+ * conn_flush for a TLS connection: encrypts a chunk of the queue, writes the ciphertext, and
+ * repeats until the queue is empty or the kernel is full; then the unwritten ciphertext is
+ * copied (the session's buffer moves on its next call) into one uv_write. A closing
+ * connection sends close_notify once its queue is empty, before the FIN.
+ */
+static void conn_tls_flush(struct td_conn *c)
+{
+    uv_stream_t *s = (uv_stream_t *)&c->tcp;
+    for (;;) {
+        bool open = td_tls_handshake_done(c->tls);
+        if (c->qlen > 0 && open) {
+            int rv = conn_tls_encrypt(c);
+            if (rv < 0) {
+                td_log_debug("tls write failed", "err=\"%s\"", td_strerror(rv));
+                conn_destroy(c);
+                return;
+            }
+        }
+        if (c->qlen == 0 && c->state == CONN_CLOSING)
+            (void)td_tls_close_notify(c->tls); /* no-op when sent or failed before */
+        conn_tls_sync(c);
+        size_t n;
+        const uint8_t *p = td_tls_out(c->tls, &n);
+        if (n == 0) {
+            if (c->qlen == 0)
+                conn_after_drain(c);
+            if (c->qlen == 0 || !open)
+                return; /* drained, or output waits for the handshake */
+            continue;   /* only empty entries were dropped */
+        }
+        uv_buf_t buf = uv_buf_init((char *)p, (unsigned)n);
+        int rv = uv_try_write(s, &buf, 1);
+        if (rv < 0 && rv != UV_EAGAIN) {
+            conn_destroy(c);
+            return;
+        }
+        size_t written = rv > 0 ? (size_t)rv : 0;
+        c->out_bytes -= written;
+        c->srv->bytes_out += written;
+        if (written == n) {
+            td_tls_out_consume(c->tls, n);
+            c->tls_pending = 0;
+            continue;
+        }
+        /* The kernel buffer is full. The copy stays counted in out_bytes until on_write. */
+        struct write_req *w = td_xcalloc(1, sizeof(*w));
+        w->conn = c;
+        w->bytes = n - written;
+        w->cipher = td_xmalloc(n - written);
+        memcpy(w->cipher, p + written, n - written);
+        td_tls_out_consume(c->tls, n);
+        c->tls_pending = 0;
+        buf = uv_buf_init((char *)w->cipher, (unsigned)w->bytes);
+        c->writing = true;
+        rv = uv_write(&w->req, s, &buf, 1, on_write);
+        if (rv < 0) {
+            c->writing = false;
+            c->out_bytes -= w->bytes;
+            free(w->cipher);
+            free(w);
+            conn_destroy(c);
+        }
+        return;
+    }
+}
+
 /*
  * Writes as much as the kernel takes now; hands the rest to one uv_write. Small frames
  * are first copied into one contiguous cork buffer: one segment per write is markedly
@@ -233,6 +360,10 @@ static void conn_flush(struct td_conn *c)
 {
     if (c->writing || c->destroyed)
         return;
+    if (c->tls != NULL) {
+        conn_tls_flush(c);
+        return;
+    }
     for (;;) {
         if (c->qlen == 0) {
             conn_after_drain(c);
@@ -335,6 +466,7 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     td_buf_free(&c->in);
     free(c->q);
+    td_tls_free(c->tls);
     free(c);
 }
 
@@ -1032,6 +1164,17 @@ static void conn_respond_metrics(struct td_conn *c, const struct td_http_request
     struct td_buf b;
     td_buf_init(&b);
     td_metrics_write(&b, &m);
+    if (srv->tls != NULL)
+        td_buf_appendf(&b,
+                       "# HELP tandem_tls_handshakes_total TLS handshakes completed on TCP.\n"
+                       "# TYPE tandem_tls_handshakes_total counter\n"
+                       "tandem_tls_handshakes_total %llu\n"
+                       "# HELP tandem_tls_handshake_errors_total TLS handshakes failed on TCP "
+                       "(plaintext requests to the TLS port included).\n"
+                       "# TYPE tandem_tls_handshake_errors_total counter\n"
+                       "tandem_tls_handshake_errors_total %llu\n",
+                       (unsigned long long)srv->tls_handshakes,
+                       (unsigned long long)srv->tls_handshake_errors);
     conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len,
                  req->keep_alive);
     td_buf_free(&b);
@@ -1367,6 +1510,85 @@ static size_t conn_process(struct td_conn *c, uint8_t *p, size_t n)
     return used;
 }
 
+/* Processes plaintext input p[0..n) (from the socket, or decrypted); keeps in c->in what
+ * cannot be processed yet (a partial request or frame, or input held for an API answer). */
+static void conn_input(struct td_conn *c, uint8_t *p, size_t n)
+{
+    if (c->in.len == 0) {
+        size_t used = conn_process(c, p, n);
+        if (used < n && !c->destroyed && c->state != CONN_CLOSING)
+            td_buf_append(&c->in, p + used, n - used);
+    } else {
+        td_buf_append(&c->in, p, n);
+        size_t used = conn_process(c, c->in.data, c->in.len);
+        td_buf_consume(&c->in, used);
+    }
+    /* Idle connections keep no input memory. */
+    if (c->in.len == 0 && c->in.cap > 0)
+        td_buf_free(&c->in);
+}
+
+/*
+ * Ciphertext p[0..n) from the socket of a TLS connection: feeds it, passes every decrypted
+ * byte to conn_input (the session keeps nothing undecrypted once td_tls_read returns 0, so
+ * input held for an API answer lives in c->in as on a plaintext connection), and schedules a
+ * flush for what the session queued (handshake flights, tickets). A session error closes the
+ * connection after a best-effort write of the alert; the peer's close_notify starts a close.
+ */
+static void conn_tls_input(struct td_conn *c, const uint8_t *p, size_t n)
+{
+    struct td_server *srv = c->srv;
+    if (!c->tls_started) {
+        c->tls_started = true;
+        if (!td_tls_looks_like_client_hello(p, n)) {
+            /* Most likely http:// or ws:// sent to this port: say so, in plaintext. */
+            srv->tls_handshake_errors++;
+            td_log_debug("plaintext request on the TLS port refused", "%s", "");
+            td_tls_free(c->tls);
+            c->tls = NULL;
+            conn_respond_text(c, 400, "This port speaks TLS: use https:// or wss://\n", false);
+            return;
+        }
+    }
+    bool was_open = td_tls_handshake_done(c->tls);
+    int rv = td_tls_feed(c->tls, p, n);
+    bool eof = false;
+    while (rv == 0 && !c->destroyed) {
+        ssize_t k = td_tls_read(c->tls, srv->tls_plain, CONN_TLS_PLAIN, &eof);
+        if (k <= 0) {
+            rv = (int)k;
+            break;
+        }
+        conn_input(c, srv->tls_plain, (size_t)k);
+    }
+    if (c->destroyed)
+        return;
+    bool open = td_tls_handshake_done(c->tls);
+    if (open && !was_open) {
+        srv->tls_handshakes++;
+        td_log_debug("tls handshake done", "version=%s", td_tls_version_name(c->tls));
+    }
+    if (rv < 0) {
+        if (!open)
+            srv->tls_handshake_errors++;
+        td_log_debug(open ? "tls session failed" : "tls handshake failed", "err=\"%s\"",
+                     td_strerror(rv));
+        size_t m;
+        const uint8_t *alert = td_tls_out(c->tls, &m);
+        if (m > 0 && !c->writing) {
+            uv_buf_t b = uv_buf_init((char *)alert, (unsigned)m);
+            (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        }
+        conn_destroy(c);
+        return;
+    }
+    if (eof)
+        conn_begin_close(c);
+    conn_tls_sync(c);
+    if (c->tls_pending > 0)
+        conn_want_flush(c);
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
@@ -1387,20 +1609,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->srv->bytes_in += (uint64_t)nread;
     if (c->state == CONN_CLOSING)
         return;
-    uint8_t *p = (uint8_t *)buf->base;
-    size_t n = (size_t)nread;
-    if (c->in.len == 0) {
-        size_t used = conn_process(c, p, n);
-        if (used < n && !c->destroyed && c->state != CONN_CLOSING)
-            td_buf_append(&c->in, p + used, n - used);
-    } else {
-        td_buf_append(&c->in, p, n);
-        size_t used = conn_process(c, c->in.data, c->in.len);
-        td_buf_consume(&c->in, used);
+    if (c->tls != NULL) {
+        conn_tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+        return;
     }
-    /* Idle connections keep no input memory. */
-    if (c->in.len == 0 && c->in.cap > 0)
-        td_buf_free(&c->in);
+    conn_input(c, (uint8_t *)buf->base, (size_t)nread);
 }
 
 /* ---- accept, start, stop ------------------------------------------------------------ */
@@ -1429,8 +1642,10 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (srv->tls != NULL)
+        c->tls = td_tls_new(srv->tls);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    conn_arm_http_timer(c);
+    conn_arm_http_timer(c); /* also bounds the TLS handshake */
 }
 
 static void on_hub_timer(uv_timer_t *t)
@@ -1573,6 +1788,20 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
     srv->loop = loop;
     srv->cfg = cfg;
     srv->started_ms = (int64_t)uv_now(loop);
+    bool tls = cfg->tls_cert_file[0] != '\0' && cfg->tls_key_file[0] != '\0';
+    if (tls != (cfg->tls_cert_file[0] != '\0' || cfg->tls_key_file[0] != '\0')) {
+        td_log_error("tls.cert_file and tls.key_file must both be set", "%s", "");
+        return TD_EINVAL;
+    }
+    if (tls && cfg->tls_tcp) { /* https and wss only; the QUIC side loads the files itself */
+        char err[512];
+        if (td_tls_ctx_new(&srv->tls, cfg->tls_cert_file, cfg->tls_key_file, err, sizeof(err)) !=
+            0) {
+            td_log_error("cannot serve TLS on TCP", "err=\"%s\"", err);
+            return TD_EINVAL;
+        }
+        srv->tls_plain = td_xmalloc(CONN_TLS_PLAIN);
+    }
     td_hub_init(&srv->hub, cfg);
     if (cfg->token_hmac_secret_key[0] || cfg->token_rsa_public_key[0] ||
         cfg->token_ecdsa_public_key[0]) {
@@ -1645,7 +1874,20 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
     srv->hub_timer.data = srv;
     uv_timer_start(&srv->hub_timer, on_hub_timer, 1000, 1000);
     uv_unref((uv_handle_t *)&srv->hub_timer);
-    td_log_info("listening", "address=%s port=%d", cfg->address, srv->bound_port);
+    const char *tls_mode = srv->tls != NULL ? "on" : tls ? "quic-only" : "off";
+    td_log_info("listening", "address=%s port=%d tls=%s", cfg->address, srv->bound_port, tls_mode);
+    if (cfg->webtransport_enabled) {
+        char err[256];
+        rv = td_wtsrv_start(&srv->wt, loop, cfg, &srv->hub, cfg->address, srv->bound_port, err,
+                            sizeof(err));
+        if (rv != 0) {
+            td_log_error("cannot serve webtransport", "err=\"%s\"", err);
+            td_server_shutdown(srv);
+            return rv;
+        }
+        td_log_info("webtransport listening", "address=%s udp_port=%d path=/connection/webtransport",
+                    cfg->address, td_wtsrv_port(srv->wt));
+    }
     return 0;
 }
 
@@ -1657,6 +1899,8 @@ void td_server_shutdown(struct td_server *srv)
     uv_close((uv_handle_t *)&srv->listener, NULL);
     /* Commit what is queued and send those answers before the connections close. */
     server_store_close(srv);
+    if (srv->wt != NULL)
+        td_wtsrv_shutdown(srv->wt, NULL, NULL);
     for (struct td_conn *c = srv->conns; c != NULL; c = c->next) {
         if (c->state == CONN_WS)
             conn_ws_close(c, TD_DISC_SHUTDOWN, "shutdown");
@@ -1676,9 +1920,12 @@ void td_server_free(struct td_server *srv)
     uv_close((uv_handle_t *)&srv->wheel_timer, NULL);
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    td_wtsrv_free(srv->wt);
     td_emu_free(&srv->emu);
     td_yrooms_free(srv->yrooms);
     td_hub_free(&srv->hub);
     td_store_close(srv->store);
     free(srv->wheel);
+    td_tls_ctx_del(srv->tls); /* after the loop closed every connection and so its session */
+    free(srv->tls_plain);
 }

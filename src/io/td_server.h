@@ -20,6 +20,15 @@
  * while any is pending), with one writev (uv_try_write); what the
  * kernel does not take goes to a single uv_write. Queued bytes above client.queue_max_size
  * close a WebSocket client with 3008 "slow".
+ *
+ * TLS (docs/tls.md): with tls.cert_file, tls.key_file and tls.tcp, every TCP connection has a
+ * td_tls session. Input is decrypted into tls_plain and then takes the plaintext path
+ * (including the input held while an API answer pends). At flush time the queued plaintext
+ * (at most 64 KiB per round) is encrypted in one td_tls_writev and dropped from the
+ * queue; the ciphertext is written like plaintext, the part the kernel refuses copied into one
+ * uv_write. The slow-client check counts queued plaintext plus unwritten ciphertext. A
+ * closing connection sends close_notify before its FIN. A first read that cannot start a
+ * ClientHello gets a plaintext 400 and is closed; the HTTP idle timeout bounds a handshake.
  */
 #ifndef TD_SERVER_H
 #define TD_SERVER_H
@@ -35,7 +44,9 @@
 #include "http/td_emulation.h"
 
 struct td_conn;
+struct td_tls_ctx;
 struct td_wheel;
+struct td_wtsrv;
 
 /* Resolution of connection deadlines (pings, pong and idle timeouts), ms. */
 #define TD_SERVER_WHEEL_MS 10
@@ -61,11 +72,16 @@ struct td_server {
     struct td_store *store; /* NULL when no channel keeps durable history */
     struct td_store_worker store_worker;
     struct td_yrooms *yrooms; /* NULL when yjs.enabled is false */
+    struct td_wtsrv *wt;      /* WebTransport on UDP; NULL when webtransport.enabled is false */
     uint32_t nyjs;            /* y-websocket sessions */
     uint64_t bytes_in;
     uint64_t bytes_out;
-    uint8_t readbuf[65536]; /* shared by all reads: libuv calls read_cb synchronously */
-    uint8_t cork[16384];    /* shared by all flushes: small frames are gathered here */
+    struct td_tls_ctx *tls;        /* TLS on TCP (tls.* set, tls.tcp true); NULL: plaintext */
+    uint8_t *tls_plain;            /* TLS only: decrypted input, shared like readbuf */
+    uint64_t tls_handshakes;       /* TLS handshakes completed */
+    uint64_t tls_handshake_errors; /* TLS handshakes failed (and plaintext requests refused) */
+    uint8_t readbuf[65536];        /* shared by all reads: libuv calls read_cb synchronously */
+    uint8_t cork[16384];           /* shared by all flushes: small frames are gathered here */
 };
 
 /*

@@ -165,3 +165,48 @@ TD_TEST(config_yjs_namespace_is_a_room)
     TD_CHECK(load(&cfg, "{\"yjs\":{\"enabled\":false}}", err, sizeof(err)) == 0);
     td_config_free(&cfg);
 }
+
+TD_TEST(config_tls_tcp_key_and_file_pairs)
+{
+    struct td_config cfg;
+    char err[256] = "";
+    /* default: TLS on TCP whenever both files are set */
+    td_config_init(&cfg);
+    TD_CHECK(cfg.tls_tcp);
+    TD_CHECK(cfg.tls_cert_file[0] == '\0' && cfg.tls_key_file[0] == '\0');
+    td_config_free(&cfg);
+    TD_REQUIRE(load(&cfg,
+                    "{\"tls\":{\"cert_file\":\"/c.pem\",\"key_file\":\"/k.pem\",\"tcp\":false}}",
+                    err, sizeof(err)) == 0);
+    TD_CHECK(!cfg.tls_tcp);
+    TD_CHECK(strcmp(cfg.tls_cert_file, "/c.pem") == 0 && strcmp(cfg.tls_key_file, "/k.pem") == 0);
+    /* the environment sets it too */
+    setenv("TANDEM_TLS_TCP", "true", 1);
+    TD_CHECK_EQ_INT(td_config_load_env(&cfg, err, sizeof(err)), 0);
+    TD_CHECK(cfg.tls_tcp);
+    setenv("TANDEM_TLS_TCP", "maybe", 1);
+    TD_CHECK_EQ_INT(td_config_load_env(&cfg, err, sizeof(err)), TD_EINVAL);
+    TD_CHECK(strstr(err, "TANDEM_TLS_TCP") != NULL);
+    unsetenv("TANDEM_TLS_TCP");
+    /* ...and unsetting one file there is refused */
+    setenv("TANDEM_TLS_KEY_FILE", "", 1);
+    TD_CHECK_EQ_INT(td_config_load_env(&cfg, err, sizeof(err)), TD_EINVAL);
+    TD_CHECK(strstr(err, "environment: tls.cert_file is set but tls.key_file is not") != NULL);
+    unsetenv("TANDEM_TLS_KEY_FILE");
+    td_config_free(&cfg);
+    /* a type error names the key */
+    TD_CHECK(load(&cfg, "{\"tls\":{\"tcp\":\"yes\"}}", err, sizeof(err)) == TD_EINVAL);
+    TD_CHECK(strstr(err, "tls.tcp must be true or false") != NULL);
+    td_config_free(&cfg);
+    /* one file without the other is an error, whichever it is */
+    TD_CHECK(load(&cfg, "{\"tls\":{\"cert_file\":\"/c.pem\"}}", err, sizeof(err)) == TD_EINVAL);
+    TD_CHECK(strstr(err, "t.json: tls.cert_file is set but tls.key_file is not") != NULL);
+    td_config_free(&cfg);
+    TD_CHECK(load(&cfg, "{\"tls\":{\"key_file\":\"/k.pem\",\"tcp\":false}}", err, sizeof(err)) ==
+             TD_EINVAL);
+    TD_CHECK(strstr(err, "tls.key_file is set but tls.cert_file is not") != NULL);
+    td_config_free(&cfg);
+    /* tls.tcp alone (no files) is fine: TCP stays plaintext */
+    TD_CHECK(load(&cfg, "{\"tls\":{\"tcp\":true}}", err, sizeof(err)) == 0);
+    td_config_free(&cfg);
+}

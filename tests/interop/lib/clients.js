@@ -104,4 +104,16 @@ async function subscribe(client, channel, options = {}, timeout = 5000) {
   return { sub, ctx };
 }
 
-module.exports = { codecs, ClientPool, subscribe };
+/**
+ * A WebSocket class for centrifuge-js's `websocket` option whose connections get extra `ws`
+ * options, e.g. webSocketWith({ ca: srv.ca }) for wss:// with a test certificate.
+ */
+function webSocketWith(wsOptions) {
+  return class extends WebSocket {
+    constructor(address, protocols, options) {
+      super(address, protocols, { ...wsOptions, ...options });
+    }
+  };
+}
+
+module.exports = { codecs, ClientPool, subscribe, webSocketWith };

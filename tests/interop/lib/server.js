@@ -5,9 +5,15 @@
 // port and resolves once the server logs `msg="listening" ... port=N`. Every wait is
 // bounded: a binary that is missing, exits early or never logs the line makes the
 // promise reject with the captured output instead of hanging the suite.
+//
+// A config with tls.cert_file and tls.key_file (and tls.tcp not false) makes the server speak
+// TLS only on TCP: the health check, apiCall and request() then use https with the
+// certificate as the CA, and url/httpUrl are wss:// and https:// URLs.
 
 const { spawn } = require('node:child_process');
 const fs = require('node:fs');
+const http = require('node:http');
+const https = require('node:https');
 const os = require('node:os');
 const path = require('node:path');
 
@@ -49,6 +55,40 @@ function waitExit(proc, ms) {
  * the health check), or as soon as the process fails to start or exits, with an Error
  * carrying the captured output.
  */
+/** The certificate to trust when `config` makes TCP speak TLS (docs/tls.md), else null. */
+function tlsCa(config) {
+  const t = config && config.tls;
+  if (!t || !t.cert_file || !t.key_file || t.tcp === false) return null;
+  return fs.readFileSync(t.cert_file);
+}
+
+/**
+ * One HTTP request to srv (https with srv.ca when the server speaks TLS) with Node's http(s)
+ * module. Resolves to {status, headers, text}; rejects on a connection error or after
+ * `timeout` ms.
+ */
+function request(srv, { method = 'GET', path: reqPath = '/', headers = {}, body = null, timeout = API_TIMEOUT_MS } = {}) {
+  const mod = srv.ca ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      `${srv.httpUrl}${reqPath}`,
+      { method, headers, ca: srv.ca || undefined, agent: false, timeout },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk) => {
+          text += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, text }));
+        res.on('error', reject);
+      }
+    );
+    req.on('timeout', () => req.destroy(new Error(`timed out after ${timeout} ms: ${method} ${reqPath}`)));
+    req.on('error', reject);
+    req.end(body === null ? undefined : body);
+  });
+}
+
 async function startServer({ config, args = [], dataDir = null } = {}) {
   if (stuckFailure) {
     throw new Error(`an earlier tandem start in this test file failed; not retrying:\n${stuckFailure.message}`);
@@ -167,13 +207,24 @@ async function startServer({ config, args = [], dataDir = null } = {}) {
     throw e;
   });
 
+  const ca = tlsCa(config);
   let health;
   try {
-    const res = await fetch(`http://127.0.0.1:${port}/health`, {
-      signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
-    });
-    await res.arrayBuffer();
-    health = res.status === 200 ? null : `GET /health answered ${res.status}`;
+    let status;
+    if (ca) {
+      const res = await request(
+        { ca, httpUrl: `https://127.0.0.1:${port}` },
+        { path: '/health', timeout: HEALTH_TIMEOUT_MS }
+      );
+      status = res.status;
+    } else {
+      const res = await fetch(`http://127.0.0.1:${port}/health`, {
+        signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS),
+      });
+      await res.arrayBuffer();
+      status = res.status;
+    }
+    health = status === 200 ? null : `GET /health answered ${status}`;
   } catch (e) {
     health = `GET /health failed: ${e.cause ? e.cause.message || e.cause.code : e.message}`;
   }
@@ -185,8 +236,9 @@ async function startServer({ config, args = [], dataDir = null } = {}) {
 
   return {
     port,
-    url: `ws://127.0.0.1:${port}/connection/websocket`,
-    httpUrl: `http://127.0.0.1:${port}`,
+    url: `${ca ? 'wss' : 'ws'}://127.0.0.1:${port}/connection/websocket`,
+    httpUrl: `${ca ? 'https' : 'http'}://127.0.0.1:${port}`,
+    ca, // the certificate to trust (a Buffer) when TCP speaks TLS, else null
     proc,
     stop,
     kill,
@@ -202,6 +254,21 @@ async function startServer({ config, args = [], dataDir = null } = {}) {
 async function apiCall(srv, method, body, key = 'test-api-key') {
   const headers = { 'Content-Type': 'application/json' };
   if (key !== null && key !== undefined) headers['X-API-Key'] = key;
+  if (srv.ca) {
+    const r = await request(srv, {
+      method: 'POST',
+      path: `/api/${method}`,
+      headers,
+      body: typeof body === 'string' ? body : JSON.stringify(body === undefined ? {} : body),
+    });
+    let parsed = null;
+    try {
+      parsed = r.text ? JSON.parse(r.text) : null;
+    } catch {
+      parsed = null;
+    }
+    return { status: r.status, json: parsed, text: r.text };
+  }
   const res = await fetch(`${srv.httpUrl}/api/${method}`, {
     method: 'POST',
     headers,
@@ -227,4 +294,4 @@ async function apiResult(srv, method, body) {
   return r.json.result;
 }
 
-module.exports = { startServer, apiCall, apiResult, binPath };
+module.exports = { startServer, apiCall, apiResult, binPath, request };
