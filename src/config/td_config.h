@@ -19,8 +19,8 @@ struct td_ns_opts {
     int64_t history_ttl_ms;
     int64_t history_meta_ttl_ms;
     bool history_durable; /* history in the durable store (tandem's own key; default true) */
-    bool yjs; /* channels are Yjs rooms (tandem's own key; needs yjs.enabled; history stays in
-               * memory: history_durable is forced off; docs/yjs.md) */
+    bool yjs;       /* channels are Yjs rooms (tandem's own key; needs yjs.enabled; history stays in
+                     * memory: history_durable is forced off; docs/yjs.md) */
     bool datagrams; /* publications go to WebTransport subscribers as HTTP/3 datagrams
                      * (tandem's own key; docs/webtransport.md) */
     bool force_recovery;

@@ -504,7 +504,8 @@ bool td_http_origin_allowed(const char *const *allowed, size_t n, struct td_str 
         return true;
     for (size_t i = 0; i < n; i++) {
         const char *a = allowed[i];
-        if (strcmp(a, "*") == 0 || (strlen(a) == origin.n && strncasecmp(a, origin.p, origin.n) == 0))
+        if (strcmp(a, "*") == 0 ||
+            (strlen(a) == origin.n && strncasecmp(a, origin.p, origin.n) == 0))
             return true;
     }
     if (host.n == 0)

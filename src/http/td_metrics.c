@@ -39,6 +39,36 @@ void td_metrics_write(struct td_buf *out, const struct td_metrics *m)
                "Yjs updates refused: malformed, too large, or from a read-only connection.",
                m->yjs_rejected_total);
     }
+    if (m->tls_enabled) {
+        metric(out, "tandem_tls_handshakes_total", "counter", "TLS handshakes completed on TCP.",
+               m->tls_handshakes_total);
+        metric(out, "tandem_tls_handshake_errors_total", "counter",
+               "TLS handshakes failed on TCP (plaintext requests to the TLS port included).",
+               m->tls_handshake_errors_total);
+    }
+    if (m->wt_enabled) {
+        metric(out, "tandem_webtransport_sessions", "gauge", "Open WebTransport sessions.",
+               m->wt_sessions);
+        metric(out, "tandem_quic_connections", "gauge", "Open QUIC connections.",
+               m->wt_connections);
+        metric(out, "tandem_webtransport_sessions_total", "counter",
+               "WebTransport sessions accepted.", m->wt_sessions_total);
+        metric(out, "tandem_webtransport_refused_total", "counter",
+               "WebTransport CONNECT requests refused (path, origin, shutdown).",
+               m->wt_refused_total);
+        metric(out, "tandem_webtransport_datagrams_total", "counter",
+               "Publications sent as HTTP/3 datagrams.", m->wt_datagrams_total);
+        metric(out, "tandem_quic_packets_in_total", "counter", "UDP datagrams received.",
+               m->quic_packets_in_total);
+        metric(out, "tandem_quic_packets_out_total", "counter", "UDP datagrams sent.",
+               m->quic_packets_out_total);
+        metric(out, "tandem_quic_dropped_total", "counter",
+               "UDP datagrams ignored: empty, truncated, unroutable or rate-limited.",
+               m->quic_dropped_total);
+        metric(out, "tandem_quic_connections_refused_total", "counter",
+               "QUIC Initial packets refused by the connection limits.",
+               m->quic_conns_refused_total);
+    }
     if (!m->store_enabled)
         return;
     metric(out, "tandem_store_pending", "gauge", "Store operations waiting for their commit.",

@@ -42,6 +42,21 @@ struct td_metrics {
     uint64_t yjs_connections;    /* gauge: y-websocket connections joined to a room */
     uint64_t yjs_updates_total;  /* counter: updates applied (clients and API) */
     uint64_t yjs_rejected_total; /* counter: updates refused (malformed, too large, read-only) */
+    /* TLS on TCP (written only when tls_enabled) */
+    bool tls_enabled;
+    uint64_t tls_handshakes_total;       /* counter */
+    uint64_t tls_handshake_errors_total; /* counter: includes plaintext requests to the port */
+    /* WebTransport (written only when wt_enabled) */
+    bool wt_enabled;
+    uint64_t wt_sessions;              /* gauge: WebTransport sessions open */
+    uint64_t wt_connections;           /* gauge: QUIC connections open */
+    uint64_t wt_sessions_total;        /* counter: sessions accepted */
+    uint64_t wt_refused_total;         /* counter: CONNECT requests refused */
+    uint64_t wt_datagrams_total;       /* counter: publications sent as datagrams */
+    uint64_t quic_packets_in_total;    /* counter: UDP datagrams received */
+    uint64_t quic_packets_out_total;   /* counter: UDP datagrams sent */
+    uint64_t quic_dropped_total;       /* counter: UDP datagrams ignored (malformed, limits) */
+    uint64_t quic_conns_refused_total; /* counter: Initials refused by the connection limits */
 };
 
 /* td_metrics_write appends the exposition text for m to out. */

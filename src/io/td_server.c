@@ -778,9 +778,8 @@ static bool origin_allowed(const struct td_config *cfg, const struct td_http_req
     const struct td_str *host = td_http_header_get(req, "Host");
     if (origin == NULL)
         return true;
-    return td_http_origin_allowed((const char *const *)cfg->allowed_origins,
-                                  cfg->n_allowed_origins, *origin,
-                                  host != NULL ? *host : (struct td_str){"", 0});
+    return td_http_origin_allowed((const char *const *)cfg->allowed_origins, cfg->n_allowed_origins,
+                                  *origin, host != NULL ? *host : (struct td_str){"", 0});
 }
 
 /*
@@ -1161,20 +1160,28 @@ static void conn_respond_metrics(struct td_conn *c, const struct td_http_request
         m.yjs_updates_total = ys.updates;
         m.yjs_rejected_total = ys.rejected;
     }
+    if (srv->tls != NULL) {
+        m.tls_enabled = true;
+        m.tls_handshakes_total = srv->tls_handshakes;
+        m.tls_handshake_errors_total = srv->tls_handshake_errors;
+    }
+    if (srv->wt != NULL) {
+        struct td_wtsrv_stats ws;
+        td_wtsrv_stats(srv->wt, &ws);
+        m.wt_enabled = true;
+        m.wt_sessions = ws.sessions;
+        m.wt_connections = ws.conns;
+        m.wt_sessions_total = ws.accepted;
+        m.wt_refused_total = ws.refused;
+        m.wt_datagrams_total = ws.datagrams;
+        m.quic_packets_in_total = ws.packets_in;
+        m.quic_packets_out_total = ws.packets_out;
+        m.quic_dropped_total = ws.dropped;
+        m.quic_conns_refused_total = ws.conns_refused;
+    }
     struct td_buf b;
     td_buf_init(&b);
     td_metrics_write(&b, &m);
-    if (srv->tls != NULL)
-        td_buf_appendf(&b,
-                       "# HELP tandem_tls_handshakes_total TLS handshakes completed on TCP.\n"
-                       "# TYPE tandem_tls_handshakes_total counter\n"
-                       "tandem_tls_handshakes_total %llu\n"
-                       "# HELP tandem_tls_handshake_errors_total TLS handshakes failed on TCP "
-                       "(plaintext requests to the TLS port included).\n"
-                       "# TYPE tandem_tls_handshake_errors_total counter\n"
-                       "tandem_tls_handshake_errors_total %llu\n",
-                       (unsigned long long)srv->tls_handshakes,
-                       (unsigned long long)srv->tls_handshake_errors);
     conn_respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, b.data, b.len,
                  req->keep_alive);
     td_buf_free(&b);
@@ -1885,8 +1892,9 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
             td_server_shutdown(srv);
             return rv;
         }
-        td_log_info("webtransport listening", "address=%s udp_port=%d path=/connection/webtransport",
-                    cfg->address, td_wtsrv_port(srv->wt));
+        td_log_info("webtransport listening",
+                    "address=%s udp_port=%d path=/connection/webtransport", cfg->address,
+                    td_wtsrv_port(srv->wt));
     }
     return 0;
 }

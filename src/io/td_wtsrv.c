@@ -108,8 +108,8 @@ static void q_conn_close(void *q, uint64_t code)
 }
 
 static const struct td_wt_ops wt_quic_ops = {
-    q_stream_open, q_stream_send, q_stream_shutdown, q_stream_consumed, q_datagram_send,
-    q_conn_close,
+    q_stream_open,     q_stream_send,   q_stream_shutdown,
+    q_stream_consumed, q_datagram_send, q_conn_close,
 };
 
 /* ---- the timer ----------------------------------------------------------------------- */
@@ -261,8 +261,8 @@ static const struct td_transport_ops wt_transport_ops = {wt_send, wt_close, wt_s
 
 static bool origin_ok(const struct td_config *cfg, const struct td_wt_request *req)
 {
-    return td_http_origin_allowed((const char *const *)cfg->allowed_origins,
-                                  cfg->n_allowed_origins, req->origin, req->authority);
+    return td_http_origin_allowed((const char *const *)cfg->allowed_origins, cfg->n_allowed_origins,
+                                  req->origin, req->authority);
 }
 
 static int on_session_request(void *ud, const struct td_wt_request *req)
@@ -322,12 +322,16 @@ static size_t whole_messages(const struct wt_conn *c, bool *too_big)
     size_t n = c->in.len, limit = c->srv->cfg->message_size_limit;
     *too_big = false;
     if (!c->codec->binary) {
+        /* Every line counts, not only an unfinished tail: a chunk may end a line that is
+         * already over the limit. The lines before it are still served. */
         size_t end = 0;
-        for (size_t i = n; i > 0; i--) {
-            if (p[i - 1] == '\n') {
-                end = i;
-                break;
+        const uint8_t *nl;
+        while (end < n && (nl = memchr(p + end, '\n', n - end)) != NULL) {
+            if ((size_t)(nl - (p + end)) > limit) {
+                *too_big = true;
+                return end;
             }
+            end = (size_t)(nl - p) + 1;
         }
         if (n - end > limit)
             *too_big = true;
@@ -440,8 +444,8 @@ static void on_session_closed(void *ud, uint32_t code, const uint8_t *reason, si
 }
 
 static const struct td_wt_handler wt_handler = {
-    on_session_request, on_stream_open, on_stream_data, on_stream_reset, on_datagram,
-    on_session_closed, NULL,
+    on_session_request, on_stream_open,    on_stream_data, on_stream_reset,
+    on_datagram,        on_session_closed, NULL,
 };
 
 /* ---- td_udp events: QUIC connections -------------------------------------------------- */
@@ -475,16 +479,15 @@ static int u_ready(void *app, struct td_quic_conn *qc)
     return td_wt_on_ready(c->wt) < 0 ? -1 : 0;
 }
 
-static int u_stream_data(void *app, struct td_quic_conn *qc, int64_t id, const uint8_t *p,
-                         size_t n, bool fin)
+static int u_stream_data(void *app, struct td_quic_conn *qc, int64_t id, const uint8_t *p, size_t n,
+                         bool fin)
 {
     (void)qc;
     struct wt_conn *c = app;
     return td_wt_on_stream_data(c->wt, id, p, n, fin) < 0 ? -1 : 0;
 }
 
-static int u_stream_abort(void *app, struct td_quic_conn *qc, int64_t id, uint64_t code,
-                          bool reset)
+static int u_stream_abort(void *app, struct td_quic_conn *qc, int64_t id, uint64_t code, bool reset)
 {
     (void)qc;
     struct wt_conn *c = app;
@@ -639,4 +642,12 @@ void td_wtsrv_free(struct td_wtsrv *w)
 void td_wtsrv_stats(const struct td_wtsrv *w, struct td_wtsrv_stats *out)
 {
     *out = w->stats;
+    if (w->udp != NULL) {
+        struct td_udp_stats us;
+        td_udp_get_stats(w->udp, &us);
+        out->packets_in = us.packets_in;
+        out->packets_out = us.packets_out;
+        out->dropped = us.dropped;
+        out->conns_refused = us.refused;
+    }
 }

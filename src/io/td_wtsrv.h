@@ -37,6 +37,8 @@ struct td_wtsrv_stats {
     uint64_t refused;   /* CONNECT requests refused (path, origin, limits) */
     uint64_t conns;     /* QUIC connections now open */
     uint64_t datagrams; /* publications sent as datagrams */
+    /* from the UDP listener (io/td_udp.h) */
+    uint64_t packets_in, packets_out, dropped, conns_refused;
 };
 
 /*

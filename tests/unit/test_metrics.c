@@ -45,3 +45,32 @@ TD_TEST(metrics_yjs_only_when_enabled)
              NULL);
     td_buf_free(&b);
 }
+
+TD_TEST(metrics_tls_and_webtransport_only_when_enabled)
+{
+    struct td_metrics m = {0};
+    m.tls_handshakes_total = 3;
+    m.wt_sessions = 4;
+    m.wt_datagrams_total = 9;
+    m.quic_conns_refused_total = 2;
+    struct td_buf b;
+    td_buf_init(&b);
+    td_metrics_write(&b, &m);
+    td_buf_append_byte(&b, 0);
+    TD_CHECK(strstr((const char *)b.data, "tandem_tls_") == NULL);
+    TD_CHECK(strstr((const char *)b.data, "tandem_webtransport_") == NULL);
+    TD_CHECK(strstr((const char *)b.data, "tandem_quic_") == NULL);
+    td_buf_reset(&b);
+    m.tls_enabled = true;
+    m.wt_enabled = true;
+    td_metrics_write(&b, &m);
+    td_buf_append_byte(&b, 0);
+    const char *t = (const char *)b.data;
+    TD_CHECK(strstr(t, "tandem_tls_handshakes_total 3\n") != NULL);
+    TD_CHECK(
+        strstr(t, "# TYPE tandem_webtransport_sessions gauge\ntandem_webtransport_sessions 4\n") !=
+        NULL);
+    TD_CHECK(strstr(t, "tandem_webtransport_datagrams_total 9\n") != NULL);
+    TD_CHECK(strstr(t, "tandem_quic_connections_refused_total 2\n") != NULL);
+    td_buf_free(&b);
+}
