@@ -88,7 +88,7 @@ cat >"$WORK/tandem.json" <<JSON
   "channel": { "without_namespace": { "history_size": 100, "history_ttl": "300s",
                                       "history_durable": false } },
   "webtransport": { "enabled": true },
-  "tls": { "cert_file": "$WORK/cert/cert.pem", "key_file": "$WORK/cert/key.pem" }
+  "tls": { "cert_file": "$WORK/cert/cert.pem", "key_file": "$WORK/cert/key.pem", "tcp": false }
 }
 JSON
 

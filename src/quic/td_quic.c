@@ -232,6 +232,16 @@ static void stream_drop_data(struct td_quic_conn *c, struct qstream *s)
     s->acked = s->sent = s->queued;
 }
 
+/* Nothing more of s goes out. The chunks stay until they are acknowledged or the stream
+ * closes: ngtcp2 0.12 may still write a retransmission it had queued for the stream after
+ * the RESET_STREAM, and it reads it from these chunks (freeing them here was a
+ * use-after-free that any client could trigger by not reading, tests/wt/README.md). */
+static void stream_stop_output(struct qstream *s)
+{
+    s->queued = s->sent;
+    s->fin_queued = s->fin_sent = true;
+}
+
 static void stream_free(struct td_quic_conn *c, struct qstream *s)
 {
     for (struct qstream **pp = &c->streams; *pp != NULL; pp = &(*pp)->next) {
@@ -335,9 +345,7 @@ static int on_stream_stop_sending(ngtcp2_conn *conn, int64_t id, uint64_t app_er
     (void)conn;
     if (sud != NULL) {
         /* Nothing queued will be wanted; ngtcp2 answers with RESET_STREAM itself. */
-        struct qstream *s = sud;
-        stream_drop_data(c, s);
-        s->fin_sent = true;
+        stream_stop_output(sud);
     }
     if (c->cb.on_stream_abort == NULL)
         return 0;
@@ -873,8 +881,7 @@ int td_quic_stream_shutdown(struct td_quic_conn *c, int64_t id, uint64_t app_err
     struct qstream *s = stream_find(c, id);
     if (s == NULL)
         return TD_ENOTFOUND;
-    stream_drop_data(c, s);
-    s->fin_queued = s->fin_sent = true;
+    stream_stop_output(s);
     return ngtcp2_conn_shutdown_stream(c->conn, id, app_error) == 0 ? 0 : TD_ENOTFOUND;
 }
 
