@@ -21,16 +21,14 @@
 // - The channel is subscribed with recovery. Every publication is one Yjs update (the
 //   server's normalized form, from a channel client or a y-websocket client), applied to
 //   the doc as it arrives; Yjs updates commute, so order and duplicates do not matter.
-// - On every (re)subscribe that did not recover (a first subscribe, a server restart, a
-//   gap longer than the channel history), the provider asks the server for what its doc
-//   lacks with tandem's `doc_state` rpc (data {channel, sv: base64 state vector}, answer
-//   {update: base64 update}) and applies it: that is how a late joiner gets the whole
-//   document, however long its history. Publications that arrive meanwhile are applied
-//   too (duplicates are harmless).
-// - After catching up, the doc's whole state is published once. The server keeps only
-//   what it did not have (nothing, usually), which brings in edits made while offline.
-// - Local doc updates are published while subscribed; an update made while not subscribed
-//   is carried by that full-state publish on the next subscribe.
+// - On every (re)subscribe the provider asks the server for what its doc lacks with
+//   tandem's `doc_state` rpc (data {channel, sv: base64 state vector}, answer {update,
+//   sv}: base64 of the missing update and of the server document's state vector) and
+//   applies it: that is how a late joiner gets the whole document, however long its
+//   history. Publications that arrive meanwhile are applied too (duplicates are harmless).
+// - Then it publishes what the server lacks (computed against the server's state vector):
+//   usually nothing; after edits made while unsubscribed, exactly those.
+// - Local doc updates are published while subscribed.
 //
 // Wire form: JSON clients publish a JSON string of base64; protobuf clients (`binary: true`)
 // publish the raw update bytes. Every publication arrives as a JSON string of base64 (a
@@ -77,7 +75,7 @@ class TandemYjsProvider {
     this.sub = client.getSubscription(channel) || client.newSubscription(channel, { recoverable: true });
     this._onPublication = (ctx) => this._applyRemote(ctx.data);
     this._onSubscribed = (ctx) => {
-      this._catchUp(ctx).catch((err) => this._log('catch-up failed', err));
+      this._catchUp().catch((err) => this._log('catch-up failed', err));
     };
     this._onUpdate = (update, origin) => {
       if (origin !== REMOTE && this.sub.state === 'subscribed') this._publish(update);
@@ -115,22 +113,30 @@ class TandemYjsProvider {
     this.sub.publish(data).catch((err) => this._log('publish failed', err));
   }
 
-  /** Asks the server (rpc doc_state) for what the doc lacks and applies it. */
+  /**
+   * Asks the server (rpc doc_state) for what the doc lacks, applies it, and returns the
+   * server document's state vector.
+   */
   async _fetchState() {
     const req = { channel: this.channel, sv: toBase64(this.Y.encodeStateVector(this.doc)) };
     const data = this.binary ? new TextEncoder().encode(JSON.stringify(req)) : req;
     const res = await this.client.rpc('doc_state', data);
     let answer = res.data;
     if (answer instanceof Uint8Array) answer = JSON.parse(new TextDecoder().decode(answer));
-    if (!answer || typeof answer.update !== 'string') throw new Error('bad doc_state answer');
+    if (!answer || typeof answer.update !== 'string' || typeof answer.sv !== 'string') {
+      throw new Error('bad doc_state answer');
+    }
     this.Y.applyUpdate(this.doc, fromBase64(answer.update), REMOTE);
+    return fromBase64(answer.sv);
   }
 
-  async _catchUp(ctx) {
-    if (!ctx.recovered) await this._fetchState();
-    // Our whole state: the server keeps only what it lacked ([0, 0] is an empty doc).
-    const state = this.Y.encodeStateAsUpdate(this.doc);
-    if (state.length > 2) this._publish(state);
+  async _catchUp() {
+    // Also after a recovered resubscribe: edits made while unsubscribed were not published.
+    const serverSv = await this._fetchState();
+    // Only what the server lacks ([0, 0] is an empty update), so a large document is never
+    // sent whole just to repair a few offline edits.
+    const missing = this.Y.encodeStateAsUpdate(this.doc, serverSv);
+    if (missing.length > 2) this._publish(missing);
     this.synced = true;
     for (const resolve of this._waiters.splice(0)) resolve();
   }

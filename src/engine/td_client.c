@@ -17,6 +17,7 @@
 #include "core/td_log.h"
 #include "core/td_rand.h"
 #include "auth/td_jwt.h"
+#include "crdt/td_lib0.h"
 #include "engine/td_yroom.h"
 
 struct client_ctx {
@@ -645,12 +646,22 @@ static void on_rpc_doc_state(void *ud, int status, const struct td_buf *update)
         pending_finish(ud, status == TD_EPROTO ? TD_ERR_BAD_REQUEST : TD_ERR_INTERNAL, TD_STR_NULL);
         return;
     }
+    /* The answer is varUint8Array(state vector) + varUint8Array(update) (td_yroom.h). */
+    struct td_lib0_reader r = {update->data, update->data + update->len};
+    uint64_t n;
+    struct td_ybytes sv, up;
+    if (td_lib0_read_varuint(&r, &n) != 0 || td_lib0_read_bytes(&r, (size_t)n, &sv) != 0 ||
+        td_lib0_read_varuint(&r, &n) != 0 || td_lib0_read_bytes(&r, (size_t)n, &up) != 0) {
+        pending_finish(ud, TD_ERR_INTERNAL, TD_STR_NULL);
+        return;
+    }
     struct td_buf d;
     td_buf_init(&d);
     td_buf_append_str(&d, "{\"update\":\"");
-    size_t start = d.len;
-    td_buf_reserve(&d, TD_BASE64_ENCODED_LEN(update->len) + 3);
-    d.len += td_base64_encode(update->data, update->len, (char *)d.data + start);
+    td_buf_reserve(&d, TD_BASE64_ENCODED_LEN(up.len) + TD_BASE64_ENCODED_LEN(sv.len) + 16);
+    d.len += td_base64_encode(up.p, up.len, (char *)d.data + d.len);
+    td_buf_append_str(&d, "\",\"sv\":\"");
+    d.len += td_base64_encode(sv.p, sv.len, (char *)d.data + d.len);
     td_buf_append_str(&d, "\"}");
     pending_finish(ud, 0, (struct td_str){(const char *)d.data, d.len});
     td_buf_free(&d);
@@ -658,7 +669,8 @@ static void on_rpc_doc_state(void *ud, int status, const struct td_buf *update)
 
 /*
  * rpc doc_state, data {"channel": C, "sv": SV}: the document of a "yjs" channel the client is
- * subscribed to, as {"update": U} (base64 v1: what SV lacks, or the whole state). Any other
+ * subscribed to, as {"update": U, "sv": S} (base64 v1: what SV lacks, or the whole state; and
+ * the server document's state vector, so the caller can publish only what it lacks). Any other
  * method: 108, as Centrifugo without an rpc proxy.
  */
 static void cmd_rpc(struct client_ctx *x, const struct td_cmd *cmd)
@@ -709,8 +721,8 @@ static void cmd_rpc(struct client_ctx *x, const struct td_cmd *cmd)
     }
     struct td_client_pending *p = td_xmalloc(sizeof(*p));
     pending_add(x, cmd, p);
-    td_yrooms_api_state(c->hub->yrooms, s->ch->name, s->ch->name_len, sv, (size_t)sv_len, has_sv, 1,
-                        on_rpc_doc_state, p, x->now_ms);
+    td_yrooms_api_state(c->hub->yrooms, s->ch->name, s->ch->name_len, sv, (size_t)sv_len, has_sv,
+                        1 | TD_YROOM_STATE_WITH_SV, on_rpc_doc_state, p, x->now_ms);
     free(sv);
     if (p->c == NULL) { /* answered during the call */
         free(p);

@@ -10,6 +10,7 @@
 #include "core/td_json.h"
 #include "core/td_log.h"
 #include "core/td_map.h"
+#include "crdt/td_lib0.h"
 #include "crdt/td_ydoc.h"
 #include "proto/td_yproto.h"
 
@@ -58,6 +59,7 @@ struct yapi {
     bool is_update;
     bool has_sv;
     int version;      /* doc_state: the encoding of the answer */
+    bool with_sv;     /* doc_state: prefix the answer with the document's state vector */
     struct td_ysv sv; /* doc_state: the caller's state vector (if has_sv) */
     uint8_t *data;    /* doc_update: the update (owned) */
     size_t len;
@@ -972,6 +974,30 @@ void td_yconn_set_read_only(struct td_yconn *c, bool read_only)
 
 /* ---- the server API ---------------------------------------------------------------- */
 
+/* Encodes doc_state's answer for a into out: the update, or with TD_YROOM_STATE_WITH_SV the
+ * document's state vector and the update, each as a lib0 varUint8Array. */
+static void api_encode_state(const struct td_ydoc *d, const struct yapi *a, struct td_buf *out)
+{
+    if (!a->with_sv) {
+        td_ydoc_encode_state(d, a->has_sv ? &a->sv : NULL, a->version, out);
+        return;
+    }
+    struct td_ysv sv;
+    td_ysv_init(&sv);
+    td_ydoc_state_vector(d, &sv);
+    struct td_buf part;
+    td_buf_init(&part);
+    td_ysv_encode(&sv, &part);
+    td_lib0_write_varuint(out, part.len);
+    td_buf_append(out, part.data, part.len);
+    td_buf_reset(&part);
+    td_ydoc_encode_state(d, a->has_sv ? &a->sv : NULL, a->version, &part);
+    td_lib0_write_varuint(out, part.len);
+    td_buf_append(out, part.data, part.len);
+    td_buf_free(&part);
+    td_ysv_free(&sv);
+}
+
 /* Answers an API request with out now, or after the appends already in flight. */
 static void room_api_answer(struct yroom *r, td_yrooms_api_cb cb, void *ud, struct td_buf *out)
 {
@@ -998,7 +1024,7 @@ static void room_api_run(struct yroom *r, struct yapi *a, int64_t now)
     if (r->nconns == 0)
         r->idle_since = now;
     if (!a->is_update) {
-        td_ydoc_encode_state(r->doc, a->has_sv ? &a->sv : NULL, a->version, &out);
+        api_encode_state(r->doc, a, &out);
         room_api_answer(r, a->cb, a->ud, &out);
     } else {
         int rv = td_ydoc_apply(r->doc, a->data, a->len, 1, &out);
@@ -1029,7 +1055,7 @@ static void api_dispatch(struct td_yrooms *rs, const char *name, size_t len, str
         struct td_ydoc *d = td_ydoc_new(YROOM_SERVER_CLIENT_ID);
         struct td_buf out;
         td_buf_init(&out);
-        td_ydoc_encode_state(d, a->has_sv ? &a->sv : NULL, a->version, &out);
+        api_encode_state(d, a, &out);
         a->cb(a->ud, 0, &out);
         td_buf_free(&out);
         td_ydoc_del(d);
@@ -1066,12 +1092,15 @@ void td_yrooms_api_state(struct td_yrooms *rs, const char *name, size_t len, con
                          size_t sv_len, bool has_sv, int version, td_yrooms_api_cb cb, void *ud,
                          int64_t now)
 {
+    bool with_sv = (version & TD_YROOM_STATE_WITH_SV) != 0;
+    version &= ~TD_YROOM_STATE_WITH_SV;
     if (len == 0 || len > TD_YROOM_MAX_NAME || (version != 1 && version != 2)) {
         api_fail(cb, ud, TD_EINVAL);
         return;
     }
     struct yapi *a = td_xcalloc(1, sizeof(*a));
     a->version = version;
+    a->with_sv = with_sv;
     a->cb = cb;
     a->ud = ud;
     if (has_sv) {

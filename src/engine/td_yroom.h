@@ -173,11 +173,15 @@ typedef void (*td_yrooms_api_cb)(void *ud, int status, const struct td_buf *upda
 
 /*
  * td_yrooms_api_state answers the room's document as one update in `version` (1 or 2): all
- * of it, or, when has_sv, what the holder of the v1 state vector sv[0..sv_len) lacks. Like
+ * of it, or, when has_sv, what the holder of the v1 state vector sv[0..sv_len) lacks. With
+ * TD_YROOM_STATE_WITH_SV or'ed into version, the answer is the document's v1 state vector
+ * then that update, each as a lib0 varUint8Array (length-prefixed), so a caller can also
+ * send back only what the server lacks. Like
  * a step2 reply, the answer waits behind appends in flight (it holds only durable state).
  * Without a store, a room not in memory answers an empty document's state and is not
  * created; with a store an unknown room loads as an empty document.
  */
+#define TD_YROOM_STATE_WITH_SV 0x100
 void td_yrooms_api_state(struct td_yrooms *rs, const char *name, size_t len, const uint8_t *sv,
                          size_t sv_len, bool has_sv, int version, td_yrooms_api_cb cb, void *ud,
                          int64_t now);

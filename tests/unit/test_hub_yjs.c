@@ -481,7 +481,8 @@ TD_TEST(hub_yjs_rpc_doc_state)
     TD_REQUIRE(st.n == 1 && st.ops[0]->kind == TD_STORE_OP_DOC_LOAD);
     fstore_run(&st, e.rs);
     const char *r = ftrans_reply(&f, 10);
-    TD_CHECK(strstr(r, "\"rpc\":{\"data\":{\"update\":\"AAA=\"}}") != NULL); /* empty doc */
+    /* empty doc: an empty update and an empty state vector */
+    TD_CHECK(strstr(r, "\"rpc\":{\"data\":{\"update\":\"AAA=\",\"sv\":\"AA==\"}}") != NULL);
 
     /* an update through the API, then the state: the subscriber also got it published */
     td_yrooms_api_update(e.rs, "doc:r", 5, up.data, up.len, noop_cb, NULL, 0);
@@ -510,7 +511,16 @@ TD_TEST(hub_yjs_rpc_doc_state)
     r = ftrans_reply(&f, 12);
     TD_REQUIRE(apply_b64_after(r, "\"update\":\"", late) == 0);
     check_text(late, "xyz!");
-    TD_CHECK(strlen(r) < 80); /* a diff, not the whole document */
+    TD_CHECK(strlen(r) < 110); /* a diff, not the whole document */
+    /* the server's state vector: the late joiner now has exactly that */
+    td_buf_reset(&sv);
+    td_ydoc_encode_sv(late, &sv);
+    td_buf_reset(&svb);
+    b64(&sv, &svb);
+    td_buf_append_byte(&svb, 0);
+    char want[128];
+    snprintf(want, sizeof(want), "\"sv\":\"%s\"", (const char *)svb.data);
+    TD_CHECK(strstr(r, want) != NULL);
 
     /* a malformed state vector: 107 */
     send_cmd(c,

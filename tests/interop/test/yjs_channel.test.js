@@ -188,7 +188,7 @@ test('doc_state rpc: only for a subscribed channel of a "yjs" namespace', async 
   await assert.rejects(client.rpc('other', { channel }), (err) => err.code === 108);
   const { sub } = await subscribe(client, channel);
   const empty = await client.rpc('doc_state', { channel });
-  assert.deepEqual(empty.data, { update: 'AAA=' }); // an empty document
+  assert.deepEqual(empty.data, { update: 'AAA=', sv: 'AA==' }); // an empty document
   const d = new Y.Doc();
   d.getText('t').insert(0, 'rpc');
   await sub.publish(b64(Y.encodeStateAsUpdate(d)));
@@ -200,6 +200,9 @@ test('doc_state rpc: only for a subscribed channel of a "yjs" namespace', async 
   // Against a state vector holding everything: an empty diff.
   const none = await client.rpc('doc_state', { channel, sv: b64(Y.encodeStateVector(e)) });
   assert.equal(none.data.update, 'AAA=');
+  // The server's state vector comes with every answer: e holds exactly the server's state.
+  assert.equal(none.data.sv, b64(Y.encodeStateVector(e)));
+  assert.equal(full.data.sv, none.data.sv);
   await assert.rejects(client.rpc('doc_state', { channel, sv: 'BQ==' }), (err) => err.code === 107);
   await assert.rejects(client.rpc('doc_state', [channel]), (err) => err.code === 107);
   const plain = uniqueChannel('nohistory:p');
