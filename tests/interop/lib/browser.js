@@ -17,8 +17,10 @@ const assert = require('node:assert/strict');
 const { binPath, apiResult } = require('./server');
 
 const PAGES_DIR = path.resolve(__dirname, '../pages');
-// The package's "exports" hide dist/, so find it next to the resolved main entry.
-const CENTRIFUGE_BUNDLE = path.join(path.dirname(require.resolve('centrifuge')), '../dist/centrifuge.js');
+// The package's "exports" hide dist/, so find the browser bundles (JSON, and Protobuf for
+// pages opened with ?codec=protobuf) next to the resolved main entry.
+const CENTRIFUGE_DIST = path.join(path.dirname(require.resolve('centrifuge')), '../dist');
+const CENTRIFUGE_BUNDLES = ['centrifuge.js', 'centrifuge.protobuf.js'];
 const CHROMIUM_CANDIDATES = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'];
 const DEFAULT_WAIT_MS = 10000;
 
@@ -60,15 +62,18 @@ async function launchBrowser({ netlogFile = null } = {}) {
 }
 
 /**
- * Makes a temp directory holding tests/interop/pages/* and the centrifuge-js browser bundle
- * (as centrifuge.js), to be used as http_server.static_dir. Returns {dir, remove()}.
+ * Makes a temp directory holding tests/interop/pages/* and the centrifuge-js browser bundles
+ * (centrifuge.js and centrifuge.protobuf.js), to be used as http_server.static_dir.
+ * Returns {dir, remove()}.
  */
 function makeStaticDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tandem-static-'));
   for (const name of fs.readdirSync(PAGES_DIR)) {
     fs.copyFileSync(path.join(PAGES_DIR, name), path.join(dir, name));
   }
-  fs.copyFileSync(CENTRIFUGE_BUNDLE, path.join(dir, 'centrifuge.js'));
+  for (const name of CENTRIFUGE_BUNDLES) {
+    fs.copyFileSync(path.join(CENTRIFUGE_DIST, name), path.join(dir, name));
+  }
   return { dir, remove: () => fs.rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -199,16 +204,22 @@ async function openPage(browser, url) {
 
 /**
  * The checks every transport must pass with pages/centrifuge-browser.html open on `channel`
- * (`events` from openPage): connected over `transport`; subscribed and recoverable; receives
- * a server API publication; the page's own publication (sent when it sees that one) comes
- * back; after a server `disconnect` with a reconnect code the client reconnects over the
- * same transport and recovers the publications sent while it was away (recovered: true),
- * and the offsets it saw are 1, 2, 3... with no gap and no duplicate.
+ * (`events` from openPage): the page loaded the bundle of `codec` ('json' or 'protobuf', as
+ * its ?codec= says) and its client speaks that codec; connected over `transport`; subscribed
+ * and recoverable; receives a server API publication; the page's own publication (sent when
+ * it sees that one) comes back; after a server `disconnect` with a reconnect code the client
+ * reconnects over the same transport and recovers the publications sent while it was away
+ * (recovered: true), and the offsets it saw are 1, 2, 3... with no gap and no duplicate.
  */
-async function centrifugeScenario(srv, events, { transport, channel }) {
+async function centrifugeScenario(srv, events, { transport, channel, codec = 'json' }) {
+  const bundle = await events.waitFor((e) => e.type === 'bundle' || e.type === 'fatal', 'the bundle to load');
+  assert.equal(bundle.type, 'bundle', `page failed:\n${events.describe()}`);
+  assert.equal(bundle.codec, codec);
+  assert.equal(bundle.src, codec === 'protobuf' ? 'centrifuge.protobuf.js' : 'centrifuge.js');
   const first = await events.next('connected', `'connected' over ${transport}`, 15000);
   assert.equal(first.transport, transport, `connected over ${first.transport}, expected ${transport}`);
   assert.equal(first.transportName, transport);
+  assert.equal(first.codec, codec, `the client speaks ${first.codec}, expected ${codec}`);
   const sub = await events.waitFor((e) => e.type === 'subscribed', "'subscribed'");
   assert.equal(sub.recoverable, true);
   assert.equal(sub.wasRecovering, false);
@@ -241,6 +252,7 @@ async function centrifugeScenario(srv, events, { transport, channel }) {
     15000
   );
   assert.equal(again.transport, transport);
+  assert.equal(again.codec, codec);
   const resub = await events.waitFor((e) => e.type === 'subscribed' && e.wasRecovering, "'subscribed' recovering");
   assert.equal(resub.recovered, true, `not recovered: ${JSON.stringify(resub)}`);
   for (const [i, r] of missed.entries()) {

@@ -60,11 +60,14 @@ describe('static files from http_server.static_dir', { timeout: 60000 }, () => {
     assert.equal(res.headers.get('content-type'), 'text/html; charset=utf-8');
     assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
     assert.equal(res.headers.get('cache-control'), 'no-cache');
-    assert.match(await res.text(), /<script src="centrifuge.js"><\/script>/);
-    const js = await fetch(`${srv.httpUrl}/static/centrifuge.js`);
-    assert.equal(js.status, 200);
-    assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');
-    assert.match(await js.text(), /globalThis\.Centrifuge=/);
+    assert.match(await res.text(), /<script src="centrifuge-browser.js"><\/script>/);
+    // Both bundles (the page loads one of them, by its ?codec=).
+    for (const bundle of ['centrifuge.js', 'centrifuge.protobuf.js']) {
+      const js = await fetch(`${srv.httpUrl}/static/${bundle}`);
+      assert.equal(js.status, 200, bundle);
+      assert.equal(js.headers.get('content-type'), 'text/javascript; charset=utf-8');
+      assert.match(await js.text(), /globalThis\.Centrifuge=/);
+    }
     const head = await fetch(`${srv.httpUrl}/static/centrifuge.js`, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.ok(Number(head.headers.get('content-length')) > 10000);
@@ -114,13 +117,21 @@ describe('centrifuge-js in headless Chromium: transport fallback without WebTran
   });
 
   // The same page and parameters as the WebTransport case, with webtransport disabled: the
-  // WebTransport handshake fails and the client must fall back.
+  // WebTransport handshake fails and the client must fall back. `codec` (default json) picks
+  // the bundle; with Protobuf the fallback WebSocket uses the centrifuge-protobuf subprotocol.
   const cases = [
     {
       name: 'falls back from WebTransport to WebSocket',
       transports: 'webtransport,websocket,http_stream,sse',
       blockWs: false,
       expect: 'websocket',
+    },
+    {
+      name: 'falls back from WebTransport to WebSocket with Protobuf',
+      transports: 'webtransport,websocket,http_stream,sse',
+      blockWs: false,
+      expect: 'websocket',
+      codec: 'protobuf',
     },
     {
       name: 'falls back to HTTP-streaming when WebSocket is blocked too',
@@ -154,11 +165,12 @@ describe('centrifuge-js in headless Chromium: transport fallback without WebTran
           wt: `https://127.0.0.1:${srv.port}/connection/webtransport`,
           hash: cert.sha256Hex,
           channel,
+          codec: c.codec || 'json',
         });
         // A WebSocket endpoint that answers 404 makes the WebSocket transport fail.
         if (c.blockWs) q.set('ws', `ws://127.0.0.1:${srv.port}/connection/blocked`);
         page = await openPage(browser, `${srv.httpUrl}/static/centrifuge-browser.html?${q}`);
-        await centrifugeScenario(srv, page.events, { transport: c.expect, channel });
+        await centrifugeScenario(srv, page.events, { transport: c.expect, channel, codec: c.codec || 'json' });
         // The transports before the one used were really tried, and failed.
         const failed = new Set(page.events.all('error').filter((e) => e.kind === 'transport').map((e) => e.transport));
         assert.ok(failed.has('webtransport'), `no failed WebTransport attempt\n${page.events.describe()}`);

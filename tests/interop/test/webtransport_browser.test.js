@@ -2,9 +2,10 @@
 // WebTransport (issue #7) from headless Chromium to tandem, with a certificate from
 // `tandem gencert` pinned through serverCertificateHashes (lib/browser.js, pages/).
 //
-//  - centrifuge-js's browser bundle with WebTransport first in its transport list must
-//    connect over WebTransport and pass the shared scenario (connect, subscribe, receive an
-//    API publication, publish, recover after a forced disconnect);
+//  - centrifuge-js's browser bundles (JSON, and Protobuf: cf_protocol=protobuf) with
+//    WebTransport first in their transport list must connect over WebTransport and pass the
+//    shared scenario (connect, subscribe, receive an API publication, publish, recover after
+//    a forced disconnect);
 //  - a raw WebTransport session (pages/wt-raw.html) subscribed to a namespace with
 //    "datagrams": true must receive publications as datagrams.
 //
@@ -18,7 +19,7 @@ const { describe, it, before, after } = require('node:test');
 
 const { startServer, apiResult } = require('../lib/server');
 const { testConfig } = require('../lib/config');
-const { uniqueChannel } = require('../lib/util');
+const { uniqueChannel, httpGet } = require('../lib/util');
 const { launchBrowser, makeStaticDir, gencert, openPage, centrifugeScenario } = require('../lib/browser');
 
 const TEST_TIMEOUT = 60000;
@@ -58,27 +59,46 @@ describe('WebTransport from headless Chromium to tandem', { timeout: 180000 }, (
       ...over,
     });
 
-  it('centrifuge-js connects over WebTransport first, subscribes, receives, publishes and recovers', { timeout: TEST_TIMEOUT }, async () => {
-    const srv = await startServer({ config: wtConfig() });
-    let page;
-    try {
-      const channel = uniqueChannel('wt');
-      const q = new URLSearchParams({
-        transports: 'webtransport,websocket,http_stream,sse',
-        wt: `https://127.0.0.1:${wtPort(srv)}/connection/webtransport`,
-        hash: cert.sha256Hex,
-        channel,
-      });
-      page = await openPage(browser, `${srv.httpUrl}/static/centrifuge-browser.html?${q}`);
-      await centrifugeScenario(srv, page.events, { transport: 'webtransport', channel });
-      // WebTransport worked at the first attempt and again after the forced disconnect.
-      const failures = page.events.all('error').filter((e) => e.kind === 'transport');
-      assert.deepEqual(failures, [], `transport failures:\n${page.events.describe()}`);
-    } finally {
-      if (page) await page.close();
-      await srv.stop();
-    }
-  });
+  // The same scenario with each codec: JSON lines, and Protobuf (the protobuf bundle adds
+  // ?cf_protocol=protobuf to the WebTransport URL and tandem must frame varint-delimited
+  // Protobuf on the stream; a JSON reply would make the client fail to decode).
+  for (const codec of ['json', 'protobuf']) {
+    it(`centrifuge-js (${codec}) connects over WebTransport first, subscribes, receives, publishes and recovers`, { timeout: TEST_TIMEOUT }, async () => {
+      const srv = await startServer({ config: wtConfig() });
+      let page;
+      try {
+        const channel = uniqueChannel('wt');
+        const q = new URLSearchParams({
+          transports: 'webtransport,websocket,http_stream,sse',
+          wt: `https://127.0.0.1:${wtPort(srv)}/connection/webtransport`,
+          hash: cert.sha256Hex,
+          channel,
+          codec,
+        });
+        page = await openPage(browser, `${srv.httpUrl}/static/centrifuge-browser.html?${q}`);
+        await centrifugeScenario(srv, page.events, { transport: 'webtransport', channel, codec });
+        // WebTransport worked at the first attempt and again after the forced disconnect.
+        const failures = page.events.all('error').filter((e) => e.kind === 'transport');
+        assert.deepEqual(failures, [], `transport failures:\n${page.events.describe()}`);
+        // The client asked for its codec in the CONNECT's URL (tandem picks the codec from it),
+        // for the first session and the one after the forced disconnect.
+        const urls = page.events.all('wt_open').map((e) => new URL(e.url));
+        assert.ok(urls.length >= 2, `WebTransport sessions opened: ${urls.length}`);
+        for (const u of urls) {
+          assert.equal(u.pathname, '/connection/webtransport');
+          assert.equal(u.searchParams.get('cf_protocol'), codec === 'protobuf' ? 'protobuf' : null, u.href);
+        }
+        // Both sessions were WebTransport sessions on tandem's side, and none was refused.
+        const metrics = (await httpGet(srv, '/metrics')).text;
+        const sessions = /^tandem_webtransport_sessions_total (\d+)$/m.exec(metrics);
+        assert.ok(sessions && Number(sessions[1]) >= 2, `WebTransport sessions: ${sessions && sessions[0]}`);
+        assert.match(metrics, /^tandem_webtransport_refused_total 0$/m);
+      } finally {
+        if (page) await page.close();
+        await srv.stop();
+      }
+    });
+  }
 
   it('a raw WebTransport session receives publications of a "datagrams" namespace as datagrams', { timeout: TEST_TIMEOUT }, async () => {
     const srv = await startServer({
