@@ -3,11 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/td_alloc.h"
 #include "core/td_base64.h"
 #include "core/td_err.h"
 #include "core/td_json.h"
-#include "crdt/td_ydoc.h"
 
 int td_ydocchan_decode(struct td_str data, struct td_buf *out)
 {
@@ -42,19 +40,4 @@ void td_ydocchan_encode(const uint8_t *update, size_t n, struct td_buf *out)
     size_t k = td_base64_encode(update, n, (char *)out->data + start + 1);
     out->data[start + 1 + k] = '"';
     out->len = start + k + 2;
-}
-
-int td_ydocchan_apply(struct td_ydoc *doc, struct td_str data, struct td_buf *out)
-{
-    struct td_buf update, norm;
-    td_buf_init(&update);
-    td_buf_init(&norm);
-    int rv = td_ydocchan_decode(data, &update);
-    if (rv == 0)
-        rv = td_ydoc_apply(doc, update.data, update.len, 1, &norm);
-    if (rv == 0 && norm.len > 0)
-        td_ydocchan_encode(norm.data, norm.len, out);
-    td_buf_free(&update);
-    td_buf_free(&norm);
-    return rv == TD_ELIMIT ? TD_ELIMIT : rv == 0 ? 0 : TD_EPROTO;
 }

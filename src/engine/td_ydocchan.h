@@ -28,8 +28,6 @@
 #include "core/td_buf.h"
 #include "core/td_str.h"
 
-struct td_ydoc;
-
 /*
  * td_ydocchan_decode appends to out the update bytes that publication data carries (see
  * above). Returns 0, or TD_EPROTO when data is JSON but not a string of base64.
@@ -41,13 +39,5 @@ int td_ydocchan_decode(struct td_str data, struct td_buf *out);
  * string holding its standard padded base64.
  */
 void td_ydocchan_encode(const uint8_t *update, size_t n, struct td_buf *out);
-
-/*
- * td_ydocchan_apply applies the update carried by data to doc and appends to out the data to
- * publish (td_ydocchan_encode of the normalized update), or nothing when the update changed
- * nothing. Returns 0, TD_EPROTO (not an update, or malformed) or TD_ELIMIT (past the
- * document's limits); on error doc is unchanged and nothing is appended.
- */
-int td_ydocchan_apply(struct td_ydoc *doc, struct td_str data, struct td_buf *out);
 
 #endif
