@@ -2,7 +2,8 @@
  * wt_quic.c - td_wtload's subscriber sessions: a QUIC client per session (ngtcp2 0.12 with
  * GnuTLS, ALPN h3, certificate NOT verified: this is a benchmark tool for loopback), the
  * HTTP/3 control stream and SETTINGS, the extended CONNECT for /connection/webtransport, and
- * the WebTransport bidirectional stream carrying newline-delimited Centrifugo JSON.
+ * the WebTransport bidirectional stream carrying newline-delimited Centrifugo JSON. The QUIC
+ * and TLS setup is tests/support/td_qclient's.
  *
  * Each session has its own connected UDP socket (and so its own source port), as Chromium
  * opens one QUIC connection per WebTransport session. Datagrams are read with recvmmsg and
@@ -29,9 +30,6 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include <gnutls/crypto.h>
-#include <ngtcp2/ngtcp2_crypto_gnutls.h>
-
 #include "core/td_err.h"
 #include "quic/td_h3.h"
 
@@ -48,9 +46,19 @@ static const char *conn_name(const struct wl_conn *c)
 
 /* ---- sending ---- */
 
+/* Bytes one stream may ever queue. ngtcp2 0.12 retransmits from the caller's memory, so a
+ * stream's buffer must never move while bytes are unacknowledged: it is allocated once at
+ * this size and never grown (the streams carry a few hundred bytes plus a 3-byte pong per
+ * server ping). */
+#define WL_TX_CAP 8192
+
 static void tx_queue(struct wl_conn *c, int which, const void *p, size_t n, bool fin)
 {
     struct wl_tx *t = &c->tx[which];
+    if (t->buf.cap == 0)
+        td_buf_reserve(&t->buf, WL_TX_CAP);
+    if (n > t->buf.cap - t->buf.len)
+        lg_fail("%s: stream %d would exceed %d queued bytes", conn_name(c), which, WL_TX_CAP);
     td_buf_append(&t->buf, p, n);
     if (fin)
         t->fin = true;
@@ -111,7 +119,7 @@ static void conn_write(struct wl *g, struct wl_conn *c)
                 flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         }
         ngtcp2_ssize ndatalen = -1;
-        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, buf, sizeof(buf),
+        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->q.conn, &ps.path, &pi, buf, sizeof(buf),
                                                    &ndatalen, flags, sid, &v, vcnt, ts);
         if (t != NULL && ndatalen >= 0) {
             t->sent += (size_t)ndatalen;
@@ -135,8 +143,8 @@ static void conn_write(struct wl *g, struct wl_conn *c)
             break;
         send_pkt(g, c, buf, (size_t)n);
     }
-    ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
-    c->expiry = ngtcp2_conn_get_expiry(c->qc);
+    ngtcp2_conn_update_pkt_tx_time(c->q.conn, ts);
+    c->expiry = ngtcp2_conn_get_expiry(c->q.conn);
 }
 
 /* ---- deliveries ---- */
@@ -265,15 +273,9 @@ static void wt_data(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n,
 
 static void send_control(struct wl_conn *c)
 {
-    struct td_h3_settings s;
-    memset(&s, 0, sizeof(s));
-    s.present = TD_H3_SET_QPACK_MAX_TABLE_CAPACITY | TD_H3_SET_QPACK_BLOCKED_STREAMS |
-                TD_H3_SET_H3_DATAGRAM | TD_H3_SET_ENABLE_WEBTRANSPORT;
-    s.h3_datagram = 1;
-    s.enable_webtransport = 1;
     struct td_buf b;
     td_buf_init(&b);
-    if (td_h3_control_stream_open_append(&b, &s) != 0)
+    if (td_qclient_h3_control_append(&b) != 0)
         lg_fail("cannot encode SETTINGS");
     tx_queue(c, WL_TX_CONTROL, b.data, b.len, false);
     td_buf_free(&b);
@@ -282,9 +284,9 @@ static void send_control(struct wl_conn *c)
 /* advance moves c through the setup states as far as what arrived allows. */
 static void advance(struct wl *g, struct wl_conn *c)
 {
-    if (c->state == WL_ST_HANDSHAKE && c->handshake_done) {
+    if (c->state == WL_ST_HANDSHAKE && c->q.handshakes > 0) {
         int64_t id;
-        int rv = ngtcp2_conn_open_uni_stream(c->qc, &id, NULL);
+        int rv = ngtcp2_conn_open_uni_stream(c->q.conn, &id, NULL);
         if (rv != 0)
             lg_fail("%s: cannot open the control stream: %s", conn_name(c), ngtcp2_strerror(rv));
         c->tx[WL_TX_CONTROL].id = id;
@@ -293,7 +295,7 @@ static void advance(struct wl *g, struct wl_conn *c)
     }
     if (c->state == WL_ST_SETTINGS && c->settings_ok) {
         int64_t id;
-        int rv = ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL);
+        int rv = ngtcp2_conn_open_bidi_stream(c->q.conn, &id, NULL);
         if (rv != 0)
             lg_fail("%s: cannot open the request stream: %s", conn_name(c), ngtcp2_strerror(rv));
         c->tx[WL_TX_REQUEST].id = id;
@@ -369,45 +371,10 @@ static void uni_data(struct wl *g, struct wl_conn *c, int64_t id, const uint8_t 
     ctl_parse(g, c);
 }
 
-/* decode_status returns the :status of a QPACK header block, or -1. */
-static int decode_status(struct wl *g, const uint8_t *p, size_t n)
-{
-    nghttp3_qpack_stream_context *sctx = NULL;
-    if (nghttp3_qpack_stream_context_new(&sctx, 0, nghttp3_mem_default()) != 0)
-        lg_fail("nghttp3_qpack_stream_context_new failed");
-    int status = -1;
-    for (;;) {
-        nghttp3_qpack_nv nv;
-        uint8_t flags = 0;
-        nghttp3_ssize r = nghttp3_qpack_decoder_read_request(g->qdec, sctx, &nv, &flags, p, n, 1);
-        if (r < 0) {
-            status = -1;
-            break;
-        }
-        p += r;
-        n -= (size_t)r;
-        if (flags & NGHTTP3_QPACK_DECODE_FLAG_EMIT) {
-            nghttp3_vec nm = nghttp3_rcbuf_get_buf(nv.name);
-            nghttp3_vec vl = nghttp3_rcbuf_get_buf(nv.value);
-            if (nm.len == 7 && memcmp(nm.base, ":status", 7) == 0 && vl.len == 3 &&
-                vl.base[0] >= '1' && vl.base[0] <= '9')
-                status = (vl.base[0] - '0') * 100 + (vl.base[1] - '0') * 10 + (vl.base[2] - '0');
-            nghttp3_rcbuf_decref(nv.name);
-            nghttp3_rcbuf_decref(nv.value);
-        }
-        if (flags & (NGHTTP3_QPACK_DECODE_FLAG_FINAL | NGHTTP3_QPACK_DECODE_FLAG_BLOCKED))
-            break;
-        if (r == 0 && !(flags & NGHTTP3_QPACK_DECODE_FLAG_EMIT))
-            break;
-    }
-    nghttp3_qpack_stream_context_del(sctx);
-    return status;
-}
-
 static void open_wt_stream(struct wl *g, struct wl_conn *c)
 {
     int64_t id;
-    int rv = ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL);
+    int rv = ngtcp2_conn_open_bidi_stream(c->q.conn, &id, NULL);
     if (rv != 0)
         lg_fail("%s: cannot open the WebTransport stream: %s", conn_name(c), ngtcp2_strerror(rv));
     c->tx[WL_TX_WT].id = id;
@@ -462,7 +429,7 @@ static void req_data(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n
             break;
         const uint8_t *pl = c->req.data + off + h.hdr_len;
         if (h.type == TD_H3_FRAME_HEADERS && c->state == WL_ST_CONNECT) {
-            int status = decode_status(g, pl, (size_t)h.len);
+            int status = td_qclient_h3_status(g->qdec, c->tx[WL_TX_REQUEST].id, pl, (size_t)h.len);
             if (status < 200 || status > 299)
                 lg_fail("%s: CONNECT %s answered with :status %d", conn_name(c), g->o.path, status);
             open_wt_stream(g, c);
@@ -479,95 +446,40 @@ static void req_data(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n
                 c->state == WL_ST_CONNECT ? " before answering" : "");
 }
 
-/* ---- ngtcp2 callbacks ---- */
+/* ---- what the QUIC connection reports ---- */
 
-static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
-{
-    return ((struct wl_conn *)ref->user_data)->qc;
-}
-
-static void cb_rand(uint8_t *p, size_t n, const ngtcp2_rand_ctx *r)
-{
-    (void)r;
-    gnutls_rnd(GNUTLS_RND_RANDOM, p, n);
-}
-
-static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t len, void *ud)
-{
-    (void)conn;
-    (void)ud;
-    uint8_t d[NGTCP2_MAX_CIDLEN];
-    gnutls_rnd(GNUTLS_RND_RANDOM, d, len);
-    ngtcp2_cid_init(cid, d, len);
-    gnutls_rnd(GNUTLS_RND_RANDOM, token, NGTCP2_STATELESS_RESET_TOKENLEN);
-    return 0;
-}
-
-static int cb_handshake(ngtcp2_conn *conn, void *ud)
-{
-    (void)conn;
-    ((struct wl_conn *)ud)->handshake_done = true;
-    return 0;
-}
-
-static int cb_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t off,
-                          const uint8_t *data, size_t len, void *ud, void *sud)
+static int on_stream_data(void *ud, int64_t id, const uint8_t *data, size_t len, bool fin)
 {
     struct wl_conn *c = ud;
     struct wl *g = G_;
-    (void)off;
-    (void)sud;
-    bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
     if ((id & 3) == 3)
         uni_data(g, c, id, data, len);
     else if (id == c->tx[WL_TX_REQUEST].id)
         req_data(g, c, data, len, fin);
     else if (id == c->tx[WL_TX_WT].id)
         wt_data(g, c, data, len, fin);
-    ngtcp2_conn_extend_max_stream_offset(conn, id, len);
-    ngtcp2_conn_extend_max_offset(conn, len);
+    ngtcp2_conn_extend_max_stream_offset(c->q.conn, id, len);
+    ngtcp2_conn_extend_max_offset(c->q.conn, len);
     return 0;
 }
 
-static int cb_stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size, uint64_t code,
-                           void *ud, void *sud)
+static void on_stream_reset(void *ud, int64_t id, uint64_t code)
 {
     struct wl_conn *c = ud;
-    (void)conn;
-    (void)final_size;
-    (void)sud;
     if (!G_->closing && (id == c->tx[WL_TX_REQUEST].id || id == c->tx[WL_TX_WT].id))
         lg_fail("%s: the server reset stream %" PRId64 " (code 0x%" PRIx64 ")", conn_name(c), id,
                 code);
-    return 0;
 }
 
-static int cb_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data, size_t len, void *ud)
+static void on_datagram(void *ud, const uint8_t *data, size_t len)
 {
-    (void)conn;
-    (void)flags;
     scan_deliveries(G_, ud, data, len); /* tandem sends none today; count them if it does */
-    return 0;
 }
 
-static const ngtcp2_callbacks callbacks = {
-    .client_initial = ngtcp2_crypto_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = cb_handshake,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = cb_stream_data,
-    .stream_reset = cb_stream_reset,
-    .recv_retry = ngtcp2_crypto_recv_retry_cb,
-    .rand = cb_rand,
-    .get_new_connection_id = cb_new_cid,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .recv_datagram = cb_datagram,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+static const struct td_qclient_handlers handlers = {
+    .on_stream_data = on_stream_data,
+    .on_stream_reset = on_stream_reset,
+    .on_datagram = on_datagram,
 };
 
 /* ---- connections ---- */
@@ -584,53 +496,36 @@ void wl_conn_start(struct wl *g, struct wl_conn *c)
     }
     if (connect(fd, (const struct sockaddr *)&g->addr, g->addrlen) != 0)
         lg_fail("%s: connect: %s", conn_name(c), strerror(errno));
-    c->locallen = sizeof(c->local);
-    if (getsockname(fd, (struct sockaddr *)&c->local, &c->locallen) != 0)
+    struct sockaddr_storage local;
+    socklen_t locallen = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &locallen) != 0)
         lg_fail("getsockname: %s", strerror(errno));
     c->fd = fd;
 
-    uint8_t d[18], s[18];
-    gnutls_rnd(GNUTLS_RND_RANDOM, d, sizeof(d));
-    gnutls_rnd(GNUTLS_RND_RANDOM, s, sizeof(s));
-    ngtcp2_cid dcid, scid;
-    ngtcp2_cid_init(&dcid, d, sizeof(d));
-    ngtcp2_cid_init(&scid, s, sizeof(s));
-    ngtcp2_path path = {
-        .local = {.addr = (ngtcp2_sockaddr *)&c->local, .addrlen = c->locallen},
-        .remote = {.addr = (ngtcp2_sockaddr *)&g->addr, .addrlen = g->addrlen},
-    };
     uint64_t now = lg_now();
-    ngtcp2_settings st;
-    ngtcp2_settings_default(&st);
-    st.initial_ts = now;
-    st.no_pmtud = 1; /* loopback: no probes in the measurements */
-    ngtcp2_transport_params p;
-    ngtcp2_transport_params_default(&p);
-    p.initial_max_stream_data_bidi_local = WL_STREAM_WINDOW;
-    p.initial_max_stream_data_bidi_remote = 65536;
-    p.initial_max_stream_data_uni = 65536;
-    p.initial_max_data = WL_CONN_WINDOW;
-    p.initial_max_streams_bidi = 4;
-    p.initial_max_streams_uni = 8;
-    p.max_idle_timeout = 60 * NGTCP2_SECONDS;
-    p.max_datagram_frame_size = 65535;
-    int rv = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &callbacks,
-                                    &st, &p, NULL, c);
-    if (rv != 0)
-        lg_fail("ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
-    static const gnutls_datum_t alpn = {(unsigned char *)"h3", 2};
-    if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA) != 0 ||
-        gnutls_priority_set_direct(
-            c->tls, "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL) != 0 ||
-        ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0 ||
-        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, g->cred) != 0 ||
-        gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY) != 0)
-        lg_fail("GnuTLS client session setup failed");
-    gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, "localhost", 9);
-    c->ref.get_conn = get_conn;
-    c->ref.user_data = c;
-    gnutls_session_set_ptr(c->tls, &c->ref);
-    ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
+    struct td_qclient_config cfg;
+    td_qclient_config_default(&cfg);
+    cfg.local = (const struct sockaddr *)&local;
+    cfg.local_len = locallen;
+    cfg.remote = (const struct sockaddr *)&g->addr;
+    cfg.remote_len = g->addrlen;
+    cfg.now = now;
+    cfg.cred = g->cred;
+    cfg.no_pmtud = true; /* loopback: no probes in the measurements */
+    ngtcp2_transport_params *p = &cfg.params;
+    p->initial_max_stream_data_bidi_local = WL_STREAM_WINDOW;
+    p->initial_max_stream_data_bidi_remote = 65536;
+    p->initial_max_stream_data_uni = 65536;
+    p->initial_max_data = WL_CONN_WINDOW;
+    p->initial_max_streams_bidi = 4;
+    p->initial_max_streams_uni = 8;
+    p->max_idle_timeout = 60 * NGTCP2_SECONDS;
+    p->max_datagram_frame_size = 65535;
+    cfg.handlers = &handlers;
+    cfg.user = c;
+    char err[160];
+    if (td_qclient_init(&c->q, &cfg, err, sizeof(err)) != 0)
+        lg_fail("%s", err);
 
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = c->id};
     if (epoll_ctl(g->ep, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -653,11 +548,6 @@ void wl_conn_readable(struct wl *g, struct wl_conn *c)
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
-    ngtcp2_path path = {
-        .local = {.addr = (ngtcp2_sockaddr *)&c->local, .addrlen = c->locallen},
-        .remote = {.addr = (ngtcp2_sockaddr *)&g->addr, .addrlen = g->addrlen},
-    };
-    ngtcp2_pkt_info pi = {0};
     bool got = false;
     for (int rounds = 0; rounds < 16; rounds++) {
         int n = recvmmsg(c->fd, msgs, WL_RECV_BATCH, MSG_DONTWAIT, NULL);
@@ -677,8 +567,7 @@ void wl_conn_readable(struct wl *g, struct wl_conn *c)
                 continue;
             g->pkts_in++;
             got = true;
-            int rv =
-                ngtcp2_conn_read_pkt(c->qc, &path, &pi, iov[i].iov_base, msgs[i].msg_len, g->now);
+            int rv = td_qclient_read(&c->q, NULL, iov[i].iov_base, msgs[i].msg_len, g->now);
             if (rv != 0) {
                 if (g->closing)
                     return;
@@ -701,10 +590,10 @@ uint64_t wl_timers(struct wl *g)
     uint64_t earliest = UINT64_MAX;
     for (uint32_t i = 0; i < g->started; i++) {
         struct wl_conn *c = &g->conns[i];
-        if (c->qc == NULL)
+        if (c->q.conn == NULL)
             continue;
         if (c->expiry <= g->now) {
-            int rv = ngtcp2_conn_handle_expiry(c->qc, g->now);
+            int rv = ngtcp2_conn_handle_expiry(c->q.conn, g->now);
             if (rv != 0 && !g->closing)
                 lg_fail("%s: %s", conn_name(c),
                         rv == NGTCP2_ERR_IDLE_CLOSE ? "idle timeout" : ngtcp2_strerror(rv));
@@ -720,15 +609,6 @@ uint64_t wl_timers(struct wl *g)
 
 /* ---- setup and teardown ---- */
 
-static void add_nv(nghttp3_nv *nv, const char *name, const char *value)
-{
-    nv->name = (uint8_t *)(uintptr_t)name;
-    nv->value = (uint8_t *)(uintptr_t)value;
-    nv->namelen = strlen(name);
-    nv->valuelen = strlen(value);
-    nv->flags = NGHTTP3_NV_FLAG_NONE;
-}
-
 void wl_quic_init(struct wl *g)
 {
     G_ = g;
@@ -736,38 +616,10 @@ void wl_quic_init(struct wl *g)
         lg_fail("gnutls_certificate_allocate_credentials failed");
     if (nghttp3_qpack_decoder_new(&g->qdec, 0, 0, nghttp3_mem_default()) != 0)
         lg_fail("nghttp3_qpack_decoder_new failed");
-    /* The CONNECT header block is the same for every session: encode it once. With a
-     * dynamic table capacity of 0 the encoder uses the static table and literals only. */
-    nghttp3_qpack_encoder *enc = NULL;
-    if (nghttp3_qpack_encoder_new(&enc, 0, nghttp3_mem_default()) != 0)
-        lg_fail("nghttp3_qpack_encoder_new failed");
-    nghttp3_nv nva[7];
-    add_nv(&nva[0], ":scheme", "https");
-    add_nv(&nva[1], ":method", "CONNECT");
-    add_nv(&nva[2], ":authority", g->authority);
-    add_nv(&nva[3], ":path", g->o.path);
-    add_nv(&nva[4], ":protocol", "webtransport");
-    add_nv(&nva[5], "sec-webtransport-http3-draft02", "1");
-    add_nv(&nva[6], "origin", g->origin);
-    nghttp3_buf pbuf, rbuf, ebuf;
-    nghttp3_buf_init(&pbuf);
-    nghttp3_buf_init(&rbuf);
-    nghttp3_buf_init(&ebuf);
-    if (nghttp3_qpack_encoder_encode(enc, &pbuf, &rbuf, &ebuf, 0, nva, 7) != 0)
-        lg_fail("QPACK encoding of the CONNECT request failed");
-    if (nghttp3_buf_len(&ebuf) != 0)
-        lg_fail("QPACK encoder wanted its encoder stream (unexpected with capacity 0)");
-    size_t plen = nghttp3_buf_len(&pbuf), rlen = nghttp3_buf_len(&rbuf);
-    uint8_t hdr[TD_H3_FRAME_HDR_MAXLEN];
-    size_t hl = td_h3_frame_hdr_encode(hdr, TD_H3_FRAME_HEADERS, plen + rlen);
+    /* The CONNECT header block is the same for every session: encode it once. */
     td_buf_init(&g->connect_hdrs);
-    td_buf_append(&g->connect_hdrs, hdr, hl);
-    td_buf_append(&g->connect_hdrs, pbuf.pos, plen);
-    td_buf_append(&g->connect_hdrs, rbuf.pos, rlen);
-    nghttp3_buf_free(&pbuf, nghttp3_mem_default());
-    nghttp3_buf_free(&rbuf, nghttp3_mem_default());
-    nghttp3_buf_free(&ebuf, nghttp3_mem_default());
-    nghttp3_qpack_encoder_del(enc);
+    if (td_qclient_h3_connect_append(&g->connect_hdrs, g->authority, g->o.path, g->origin) != 0)
+        lg_fail("QPACK encoding of the CONNECT request failed");
 }
 
 void wl_quic_free(struct wl *g)
@@ -776,25 +628,12 @@ void wl_quic_free(struct wl *g)
     uint8_t buf[1500];
     for (uint32_t i = 0; g->conns != NULL && i < g->o.subs; i++) {
         struct wl_conn *c = &g->conns[i];
-        if (c->qc != NULL) {
-            if (!ngtcp2_conn_is_in_closing_period(c->qc) &&
-                !ngtcp2_conn_is_in_draining_period(c->qc) && c->handshake_done) {
-                ngtcp2_connection_close_error ccerr;
-                ngtcp2_connection_close_error_set_application_error(&ccerr, H3_NO_ERROR, NULL, 0);
-                ngtcp2_path_storage ps;
-                ngtcp2_path_storage_zero(&ps);
-                ngtcp2_pkt_info pi;
-                ngtcp2_ssize n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, buf,
-                                                                    sizeof(buf), &ccerr, lg_now());
-                if (n > 0)
-                    send_pkt(g, c, buf, (size_t)n);
-            }
-            ngtcp2_conn_del(c->qc);
-            c->qc = NULL;
+        if (c->q.conn != NULL && c->q.handshakes > 0) {
+            size_t n = td_qclient_write_close(&c->q, H3_NO_ERROR, buf, sizeof(buf), lg_now());
+            if (n > 0)
+                send_pkt(g, c, buf, n);
         }
-        if (c->tls != NULL)
-            gnutls_deinit(c->tls);
-        c->tls = NULL;
+        td_qclient_free(&c->q);
         if (c->fd >= 0)
             close(c->fd);
         c->fd = -1;

@@ -36,11 +36,10 @@
 
 #include <gnutls/gnutls.h>
 #include <nghttp3/nghttp3.h>
-#include <ngtcp2/ngtcp2.h>
-#include <ngtcp2/ngtcp2_crypto.h>
 
 #include "core/td_buf.h"
-#include "../loadgen/loadgen.h" /* struct lg_hist, lg_hist_*, lg_now, lg_fail */
+#include "../loadgen/loadgen.h"             /* struct lg_hist, lg_hist_*, lg_now, lg_fail */
+#include "../../tests/support/td_qclient.h" /* the QUIC client core */
 
 enum wl_mode {
     WL_MODE_RATE,
@@ -89,14 +88,9 @@ struct wl_conn {
     int fd;
     uint32_t id;
     uint32_t channel;
-    uint8_t state; /* enum wl_state */
-    bool handshake_done;
+    uint8_t state;    /* enum wl_state */
     bool settings_ok; /* the server's SETTINGS allow extended CONNECT and WebTransport */
-    ngtcp2_conn *qc;
-    gnutls_session_t tls;
-    ngtcp2_crypto_conn_ref ref;
-    struct sockaddr_storage local;
-    socklen_t locallen;
+    struct td_qclient q;
     uint64_t expiry; /* ngtcp2_conn_get_expiry, cached after every call into qc */
     struct wl_tx tx[WL_TX_N];
     struct wl_uni uni[WL_MAX_UNI];

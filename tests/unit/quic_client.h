@@ -6,7 +6,9 @@
  * verified), client bidirectional streams with data and FIN, DATAGRAM frames, and an
  * application close. Everything the server sends is recorded: bytes per stream (client
  * and server streams alike), datagrams, and the CONNECTION_CLOSE it received. The client
- * writes after every read, every send and every expiry of its ngtcp2 timer.
+ * writes after every read, every send and every expiry of its ngtcp2 timer. The QUIC and
+ * TLS setup is tests/support/td_qclient's; this file adds the libuv socket and timer, the
+ * send queue and the recording.
  */
 #ifndef QUIC_CLIENT_H
 #define QUIC_CLIENT_H
@@ -14,12 +16,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <gnutls/gnutls.h>
-#include <ngtcp2/ngtcp2.h>
-#include <ngtcp2/ngtcp2_crypto.h>
 #include <uv.h>
 
 #include "core/td_buf.h"
+#include "../support/td_qclient.h"
 
 #define QUIC_CLIENT_MAX_STREAMS 16
 
@@ -35,14 +35,8 @@ struct quic_client {
     uv_loop_t *loop;
     uv_udp_t udp;
     uv_timer_t timer;
-    struct sockaddr_storage local, remote;
-    socklen_t local_len, remote_len;
-    ngtcp2_conn *conn;
-    gnutls_session_t tls;
-    gnutls_certificate_credentials_t cred;
-    ngtcp2_crypto_conn_ref ref;
-    int handshake;
-    bool draining; /* the server closed the connection (or it failed) */
+    struct td_qclient q; /* q.handshakes counts completed handshakes */
+    bool draining;       /* the server closed the connection (or it failed) */
     bool closed_by_us;
     int read_error; /* the ngtcp2 error that ended reading, 0 if none */
     bool peer_close_app;

@@ -1,8 +1,8 @@
 /*
  * Unit tests for src/quic/td_quic: a full QUIC handshake in memory between td_quic's server
- * and an ngtcp2 0.12 + GnuTLS client written here, with injected time (no sockets, no
- * sleeps). The server certificate comes from td_gencert, which also proves GnuTLS accepts
- * what `tandem gencert` writes.
+ * and the ngtcp2 0.12 + GnuTLS client of tests/support/td_qclient, with injected time (no sockets,
+ * no sleeps). The server certificate comes from td_gencert, which also proves GnuTLS accepts what
+ * `tandem gencert` writes.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -10,11 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2.h>
-#include <ngtcp2/ngtcp2_crypto.h>
-#include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include "cli/td_gencert.h"
 #include "core/td_buf.h"
@@ -22,6 +18,7 @@
 #include "quic/td_h3.h"
 #include "quic/td_quic.h"
 #include "td_test.h"
+#include "../support/td_qclient.h"
 
 struct srv {
     int ready, handshake, cids, datagrams;
@@ -79,87 +76,33 @@ static void srv_cid(struct td_quic_conn *c, const struct td_quic_cid *cid, void 
     ((struct srv *)ud)->cids++;
 }
 
+/* The client: tests/support/td_qclient plus what arrived on stream 0 and in datagrams. */
 struct cli {
-    ngtcp2_conn *conn;
-    gnutls_session_t tls;
-    gnutls_certificate_credentials_t cred;
-    ngtcp2_crypto_conn_ref ref;
-    int handshake;
+    struct td_qclient q;
     struct td_buf echo;
     bool echo_fin;
     struct td_buf dgram;
 };
 
-static ngtcp2_conn *cli_get_conn(ngtcp2_crypto_conn_ref *ref)
-{
-    return ((struct cli *)ref->user_data)->conn;
-}
-
-static void cli_rand(uint8_t *p, size_t n, const ngtcp2_rand_ctx *r)
-{
-    (void)r;
-    gnutls_rnd(GNUTLS_RND_RANDOM, p, n);
-}
-
-static int cli_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t len, void *ud)
-{
-    (void)conn;
-    (void)ud;
-    uint8_t d[NGTCP2_MAX_CIDLEN];
-    gnutls_rnd(GNUTLS_RND_RANDOM, d, len);
-    ngtcp2_cid_init(cid, d, len);
-    gnutls_rnd(GNUTLS_RND_RANDOM, token, NGTCP2_STATELESS_RESET_TOKENLEN);
-    return 0;
-}
-
-static int cli_handshake(ngtcp2_conn *conn, void *ud)
-{
-    (void)conn;
-    ((struct cli *)ud)->handshake++;
-    return 0;
-}
-
-static int cli_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t off,
-                           const uint8_t *data, size_t len, void *ud, void *sud)
+static int cli_stream_data(void *ud, int64_t id, const uint8_t *data, size_t len, bool fin)
 {
     struct cli *c = ud;
-    (void)conn;
-    (void)off;
-    (void)sud;
     if (id == 0) {
         td_buf_append(&c->echo, data, len);
-        if (flags & NGTCP2_STREAM_DATA_FLAG_FIN)
+        if (fin)
             c->echo_fin = true;
     }
     return 0;
 }
 
-static int cli_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data, size_t len,
-                        void *ud)
+static void cli_datagram(void *ud, const uint8_t *data, size_t len)
 {
-    (void)conn;
-    (void)flags;
     td_buf_append(&((struct cli *)ud)->dgram, data, len);
-    return 0;
 }
 
-static const ngtcp2_callbacks cli_callbacks = {
-    .client_initial = ngtcp2_crypto_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = cli_handshake,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = cli_stream_data,
-    .recv_retry = ngtcp2_crypto_recv_retry_cb,
-    .rand = cli_rand,
-    .get_new_connection_id = cli_new_cid,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .recv_datagram = cli_datagram,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+static const struct td_qclient_handlers cli_handlers = {
+    .on_stream_data = cli_stream_data,
+    .on_datagram = cli_datagram,
 };
 
 static int cli_init(struct cli *c, struct sockaddr_in *local, struct sockaddr_in *remote,
@@ -168,53 +111,24 @@ static int cli_init(struct cli *c, struct sockaddr_in *local, struct sockaddr_in
     memset(c, 0, sizeof(*c));
     td_buf_init(&c->echo);
     td_buf_init(&c->dgram);
-    uint8_t d[18], s[18];
-    gnutls_rnd(GNUTLS_RND_RANDOM, d, sizeof(d));
-    gnutls_rnd(GNUTLS_RND_RANDOM, s, sizeof(s));
-    ngtcp2_cid dcid, scid;
-    ngtcp2_cid_init(&dcid, d, sizeof(d));
-    ngtcp2_cid_init(&scid, s, sizeof(s));
-    ngtcp2_path path = {
-        .local = {.addr = (ngtcp2_sockaddr *)local, .addrlen = sizeof(*local)},
-        .remote = {.addr = (ngtcp2_sockaddr *)remote, .addrlen = sizeof(*remote)},
-    };
-    ngtcp2_settings st;
-    ngtcp2_settings_default(&st);
-    st.initial_ts = now;
-    ngtcp2_transport_params p;
-    ngtcp2_transport_params_default(&p);
-    p.initial_max_stream_data_bidi_local = 1 << 20;
-    p.initial_max_stream_data_bidi_remote = 1 << 20;
-    p.initial_max_stream_data_uni = 1 << 20;
-    p.initial_max_data = 4 << 20;
-    p.initial_max_streams_bidi = 100;
-    p.initial_max_streams_uni = 103;
-    p.max_datagram_frame_size = 65536;
-    if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cli_callbacks,
-                               &st, &p, NULL, c) != 0)
-        return -1;
-    static const gnutls_datum_t alpn = {(unsigned char *)"h3", 2};
-    if (gnutls_certificate_allocate_credentials(&c->cred) != 0 ||
-        gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA) != 0 ||
-        gnutls_priority_set_direct(
-            c->tls, "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL) != 0 ||
-        ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0 ||
-        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, c->cred) != 0 ||
-        gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY) != 0)
-        return -1;
-    gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, "localhost", 9);
-    c->ref.get_conn = cli_get_conn;
-    c->ref.user_data = c;
-    gnutls_session_set_ptr(c->tls, &c->ref);
-    ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
-    return 0;
+    struct td_qclient_config cfg;
+    td_qclient_config_default(&cfg);
+    cfg.local = (const struct sockaddr *)local;
+    cfg.local_len = sizeof(*local);
+    cfg.remote = (const struct sockaddr *)remote;
+    cfg.remote_len = sizeof(*remote);
+    cfg.now = now;
+    cfg.params.initial_max_streams_uni = 103;
+    cfg.params.max_idle_timeout = 0; /* none: time here is injected */
+    cfg.handlers = &cli_handlers;
+    cfg.user = c;
+    char err[128];
+    return td_qclient_init(&c->q, &cfg, err, sizeof(err));
 }
 
 static void cli_free(struct cli *c)
 {
-    ngtcp2_conn_del(c->conn);
-    gnutls_deinit(c->tls);
-    gnutls_certificate_free_credentials(c->cred);
+    td_qclient_free(&c->q);
     td_buf_free(&c->echo);
     td_buf_free(&c->dgram);
 }
@@ -260,10 +174,6 @@ TD_TEST(quic_handshake_stream_and_datagram_echo)
     bool sent_req = false, sent_dgram = false;
     uint8_t buf[1500];
     ngtcp2_path_storage ps;
-    ngtcp2_path cpath = {
-        .local = {.addr = (ngtcp2_sockaddr *)&ca, .addrlen = sizeof(ca)},
-        .remote = {.addr = (ngtcp2_sockaddr *)&sa, .addrlen = sizeof(sa)},
-    };
     ngtcp2_pkt_info pi = {0};
 
     for (int round = 0; round < 200 && !(cl.echo_fin && cl.dgram.len > 0); round++) {
@@ -273,24 +183,24 @@ TD_TEST(quic_handshake_stream_and_datagram_echo)
             ngtcp2_ssize ndatalen = -1;
             ngtcp2_ssize n;
             ngtcp2_path_storage_zero(&ps);
-            if (cl.handshake && !sent_dgram && sv.echo_stream == 0 && sent_req) {
+            if (cl.q.handshakes && !sent_dgram && sv.echo_stream == 0 && sent_req) {
                 int accepted = 0;
                 ngtcp2_vec v = {.base = (uint8_t *)"\x00ping", .len = 5};
-                n = ngtcp2_conn_writev_datagram(cl.conn, &ps.path, &pi, buf, 1200, &accepted, 0, 0,
-                                                &v, 1, now);
+                n = ngtcp2_conn_writev_datagram(cl.q.conn, &ps.path, &pi, buf, 1200, &accepted, 0,
+                                                0, &v, 1, now);
                 if (accepted)
                     sent_dgram = true;
-            } else if (cl.handshake && !sent_req) {
+            } else if (cl.q.handshakes && !sent_req) {
                 int64_t sid;
-                TD_REQUIRE(ngtcp2_conn_open_bidi_stream(cl.conn, &sid, NULL) == 0);
+                TD_REQUIRE(ngtcp2_conn_open_bidi_stream(cl.q.conn, &sid, NULL) == 0);
                 TD_CHECK_EQ_INT(sid, 0);
                 ngtcp2_vec v = {.base = (uint8_t *)req, .len = sizeof(req)};
-                n = ngtcp2_conn_writev_stream(cl.conn, &ps.path, &pi, buf, 1200, &ndatalen,
+                n = ngtcp2_conn_writev_stream(cl.q.conn, &ps.path, &pi, buf, 1200, &ndatalen,
                                               NGTCP2_WRITE_STREAM_FLAG_FIN, sid, &v, 1, now);
                 if (ndatalen == (ngtcp2_ssize)sizeof(req))
                     sent_req = true;
             } else {
-                n = ngtcp2_conn_writev_stream(cl.conn, &ps.path, &pi, buf, 1200, &ndatalen, 0, -1,
+                n = ngtcp2_conn_writev_stream(cl.q.conn, &ps.path, &pi, buf, 1200, &ndatalen, 0, -1,
                                               NULL, 0, now);
             }
             TD_REQUIRE(n >= 0);
@@ -324,11 +234,11 @@ TD_TEST(quic_handshake_stream_and_datagram_echo)
             TD_CHECK(n <= TD_QUIC_MAX_UDP_PAYLOAD);
             TD_CHECK_EQ_INT(tolen, sizeof(struct sockaddr_in));
             TD_CHECK_EQ_INT(ntohs(((struct sockaddr_in *)&to)->sin_port), 50000);
-            TD_REQUIRE(ngtcp2_conn_read_pkt(cl.conn, &cpath, &pi, buf, (size_t)n, now) == 0);
+            TD_REQUIRE(td_qclient_read(&cl.q, NULL, buf, (size_t)n, now) == 0);
         }
         TD_CHECK(td_quic_conn_deadline(conn) > now);
     }
-    TD_CHECK_EQ_INT(cl.handshake, 1);
+    TD_CHECK_EQ_INT(cl.q.handshakes, 1);
     TD_CHECK_EQ_INT(sv.handshake, 1);
     TD_CHECK_EQ_INT(sv.ready, 1);
     TD_CHECK(sv.cids >= 2); /* our first SCID and the client's original DCID, then more */

@@ -334,8 +334,8 @@ TD_TEST(udp_echo_want_write_and_app_close)
     TD_REQUIRE(fx_init(&fx, NULL) == 0);
     struct quic_client cl;
     TD_REQUIRE(quic_client_start(&cl, &fx.loop, (const struct sockaddr *)&fx.addr) == 0);
-    RUN_UNTIL(&fx, cl.handshake > 0 && fx.srv.readies > 0);
-    TD_CHECK_EQ_INT(cl.handshake, 1);
+    RUN_UNTIL(&fx, cl.q.handshakes > 0 && fx.srv.readies > 0);
+    TD_CHECK_EQ_INT(cl.q.handshakes, 1);
     TD_CHECK_EQ_INT(fx.srv.accepts, 1);
     TD_CHECK_EQ_INT(fx.srv.readies, 1);
     TD_REQUIRE(fx.srv.last != NULL);
@@ -418,8 +418,8 @@ TD_TEST(udp_bulk_echo_in_batches)
     TD_REQUIRE(fx_init(&fx, NULL) == 0);
     struct quic_client cl;
     TD_REQUIRE(quic_client_start(&cl, &fx.loop, (const struct sockaddr *)&fx.addr) == 0);
-    RUN_UNTIL(&fx, cl.handshake > 0);
-    TD_REQUIRE(cl.handshake == 1);
+    RUN_UNTIL(&fx, cl.q.handshakes > 0);
+    TD_REQUIRE(cl.q.handshakes == 1);
     /* More than one stream window (256 KiB): the echo returns credit as it goes, and the
      * reply leaves in sendmmsg batches, as GSO messages where the kernel has them. */
     size_t n = 600 * 1000;
@@ -464,8 +464,8 @@ TD_TEST(udp_send_would_block_and_gso_refused)
     TD_REQUIRE(fx_init(&fx, NULL) == 0);
     struct quic_client cl;
     TD_REQUIRE(quic_client_start(&cl, &fx.loop, (const struct sockaddr *)&fx.addr) == 0);
-    RUN_UNTIL(&fx, cl.handshake > 0);
-    TD_REQUIRE(cl.handshake == 1);
+    RUN_UNTIL(&fx, cl.q.handshakes > 0);
+    TD_REQUIRE(cl.q.handshakes == 1);
 
     /* A device that refuses UDP_SEGMENT: GSO goes off for good, nothing is lost. */
     if (fx_stats(&fx).gso) {
@@ -498,8 +498,8 @@ TD_TEST(udp_client_close_drains_then_closed)
     TD_REQUIRE(fx_init(&fx, NULL) == 0);
     struct quic_client cl;
     TD_REQUIRE(quic_client_start(&cl, &fx.loop, (const struct sockaddr *)&fx.addr) == 0);
-    RUN_UNTIL(&fx, cl.handshake > 0 && stream_done(&cl, 3));
-    TD_REQUIRE(cl.handshake == 1);
+    RUN_UNTIL(&fx, cl.q.handshakes > 0 && stream_done(&cl, 3));
+    TD_REQUIRE(cl.q.handshakes == 1);
     quic_client_close(&cl, 7);
     RUN_UNTIL(&fx, fx.srv.closed > 0);
     TD_CHECK_EQ_INT(fx.srv.closed, 1);
@@ -590,8 +590,8 @@ TD_TEST(udp_limits_refuse_connections)
             fx.srv.refuse = true; /* on_accept says no */
         } else {
             TD_REQUIRE(quic_client_start(&a, &fx.loop, (const struct sockaddr *)&fx.addr) == 0);
-            RUN_UNTIL(&fx, a.handshake > 0);
-            TD_CHECK_EQ_INT(a.handshake, 1);
+            RUN_UNTIL(&fx, a.q.handshakes > 0);
+            TD_CHECK_EQ_INT(a.q.handshakes, 1);
         }
         TD_REQUIRE(quic_client_start(&b, &fx.loop, (const struct sockaddr *)&fx.addr) == 0);
         RUN_UNTIL(&fx, fx_stats(&fx).refused > 0);
@@ -599,7 +599,7 @@ TD_TEST(udp_limits_refuse_connections)
         TD_CHECK(st.refused >= 1);
         TD_CHECK_EQ_INT(st.accepted, mode == 2 ? 0 : 1);
         TD_CHECK_EQ_INT(st.conns, mode == 2 ? 0 : 1);
-        TD_CHECK_EQ_INT(b.handshake, 0);
+        TD_CHECK_EQ_INT(b.q.handshakes, 0);
         if (mode == 2) {
             TD_CHECK(fx.srv.accepts >= 1);
             TD_CHECK_EQ_INT(st.cids, 0);
@@ -619,8 +619,8 @@ TD_TEST(udp_close_all_then_stop)
     TD_REQUIRE(fx_init(&fx, NULL) == 0);
     struct quic_client a, b;
     TD_REQUIRE(quic_client_start(&a, &fx.loop, (const struct sockaddr *)&fx.addr) == 0);
-    RUN_UNTIL(&fx, a.handshake > 0 && stream_done(&a, 3));
-    TD_REQUIRE(a.handshake == 1);
+    RUN_UNTIL(&fx, a.q.handshakes > 0 && stream_done(&a, 3));
+    TD_REQUIRE(a.q.handshakes == 1);
     td_udp_close_all(fx.udp, H3_NO_ERROR);
     RUN_UNTIL(&fx, a.draining);
     TD_CHECK(a.peer_close_app);

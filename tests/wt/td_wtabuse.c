@@ -45,16 +45,14 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <nghttp3/nghttp3.h>
 #include <ngtcp2/ngtcp2.h>
-#include <ngtcp2/ngtcp2_crypto.h>
-#include <ngtcp2/ngtcp2_crypto_gnutls.h>
 
 #include "core/td_buf.h"
 #include "core/td_err.h"
 #include "quic/td_h3.h"
+#include "../support/td_qclient.h"
 
 #define H3_NO_ERROR UINT64_C(0x100)
 #define MS UINT64_C(1000000)
@@ -94,14 +92,10 @@ struct ab_conn {
     struct ab *g;
     int idx;
     int fd;
-    ngtcp2_conn *qc;
-    gnutls_session_t tls;
-    ngtcp2_crypto_conn_ref ref;
-    struct sockaddr_storage local;
-    socklen_t locallen;
+    struct td_qclient q; /* the QUIC connection (tests/support/td_qclient.h) */
     uint64_t expiry;
     enum ab_state state;
-    bool handshake_done, settings_ok;
+    bool settings_ok;
     bool frozen;   /* noread socket: neither read nor write nor timers */
     bool hold_wt;  /* noread flow: do not extend the WebTransport stream's window */
     uint64_t held; /* bytes received on it and not credited */
@@ -321,7 +315,7 @@ static void conn_write(struct ab_conn *c)
                 flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
         }
         ngtcp2_ssize ndatalen = -1;
-        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->qc, &ps.path, &pi, buf, sizeof(buf),
+        ngtcp2_ssize n = ngtcp2_conn_writev_stream(c->q.conn, &ps.path, &pi, buf, sizeof(buf),
                                                    &ndatalen, flags, sid, &v, vcnt, ts);
         if (o != NULL && ndatalen >= 0) {
             o->sent += (size_t)ndatalen;
@@ -355,77 +349,39 @@ static void conn_write(struct ab_conn *c)
         } while (w < 0 && errno == EINTR);
         /* a failed send is a lost packet: QUIC recovers */
     }
-    ngtcp2_conn_update_pkt_tx_time(c->qc, ts);
-    c->expiry = ngtcp2_conn_get_expiry(c->qc);
+    ngtcp2_conn_update_pkt_tx_time(c->q.conn, ts);
+    c->expiry = ngtcp2_conn_get_expiry(c->q.conn);
 }
 
 /* Sends CONNECTION_CLOSE (H3_NO_ERROR) if the connection is still up. */
 static void conn_close(struct ab_conn *c)
 {
-    if (c->dead || c->qc == NULL || !c->handshake_done)
-        return;
-    if (ngtcp2_conn_is_in_closing_period(c->qc) || ngtcp2_conn_is_in_draining_period(c->qc))
+    if (c->dead || c->q.conn == NULL || c->q.handshakes == 0)
         return;
     uint8_t buf[1500];
-    ngtcp2_path_storage ps;
-    ngtcp2_path_storage_zero(&ps);
-    ngtcp2_pkt_info pi;
-    ngtcp2_connection_close_error ccerr;
-    ngtcp2_connection_close_error_set_application_error(&ccerr, H3_NO_ERROR, NULL, 0);
-    ngtcp2_ssize n = ngtcp2_conn_write_connection_close(c->qc, &ps.path, &pi, buf, sizeof(buf),
-                                                        &ccerr, now_ns());
-    if (n > 0 && send(c->fd, buf, (size_t)n, 0) < 0)
+    size_t n = td_qclient_write_close(&c->q, H3_NO_ERROR, buf, sizeof(buf), now_ns());
+    if (n > 0 && send(c->fd, buf, n, 0) < 0)
         note(c, "send: %s", strerror(errno));
 }
 
 /* ---- HTTP/3 and Centrifugo ---- */
 
-static void add_nv(nghttp3_nv *nv, const char *name, const char *value)
-{
-    nv->name = (uint8_t *)(uintptr_t)name;
-    nv->value = (uint8_t *)(uintptr_t)value;
-    nv->namelen = strlen(name);
-    nv->valuelen = strlen(value);
-    nv->flags = NGHTTP3_NV_FLAG_NONE;
-}
-
 /* Appends the extended CONNECT's HEADERS frame to o. */
 static void append_connect(struct ab *g, struct ab_out *o)
 {
-    nghttp3_qpack_encoder *enc = NULL;
-    if (nghttp3_qpack_encoder_new(&enc, 0, nghttp3_mem_default()) != 0)
-        die("nghttp3_qpack_encoder_new failed");
-    nghttp3_nv nva[7];
-    add_nv(&nva[0], ":method", "CONNECT");
-    add_nv(&nva[1], ":protocol", "webtransport");
-    add_nv(&nva[2], ":scheme", "https");
-    add_nv(&nva[3], ":authority", g->authority);
-    add_nv(&nva[4], ":path", g->o.path);
-    add_nv(&nva[5], "origin", g->origin);
-    add_nv(&nva[6], "sec-webtransport-http3-draft02", "1");
-    nghttp3_buf pbuf, rbuf, ebuf;
-    nghttp3_buf_init(&pbuf);
-    nghttp3_buf_init(&rbuf);
-    nghttp3_buf_init(&ebuf);
-    if (nghttp3_qpack_encoder_encode(enc, &pbuf, &rbuf, &ebuf, o->id, nva, 7) != 0)
+    struct td_buf b;
+    td_buf_init(&b);
+    if (td_qclient_h3_connect_append(&b, g->authority, g->o.path, g->origin) != 0)
         die("QPACK encoding failed");
-    size_t plen = nghttp3_buf_len(&pbuf), rlen = nghttp3_buf_len(&rbuf);
-    uint8_t hdr[TD_H3_FRAME_HDR_MAXLEN];
-    size_t hl = td_h3_frame_hdr_encode(hdr, TD_H3_FRAME_HEADERS, plen + rlen);
-    out_append(o, hdr, hl);
-    out_append(o, pbuf.pos, plen);
-    out_append(o, rbuf.pos, rlen);
-    nghttp3_buf_free(&pbuf, nghttp3_mem_default());
-    nghttp3_buf_free(&rbuf, nghttp3_mem_default());
-    nghttp3_buf_free(&ebuf, nghttp3_mem_default());
-    nghttp3_qpack_encoder_del(enc);
+    out_append(o, b.data, b.len);
+    td_buf_free(&b);
 }
 
 /* Opens the request stream and queues the CONNECT. */
 static void send_connect(struct ab_conn *c)
 {
     int64_t id;
-    int rv = ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL);
+    int rv = ngtcp2_conn_open_bidi_stream(c->q.conn, &id, NULL);
     if (rv != 0)
         die("cannot open the request stream: %s", ngtcp2_strerror(rv));
     out_init(&c->req, AB_REQ);
@@ -444,7 +400,7 @@ static size_t wt_cap(const struct ab *g)
 static void open_wt_stream(struct ab_conn *c)
 {
     int64_t id;
-    int rv = ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL);
+    int rv = ngtcp2_conn_open_bidi_stream(c->q.conn, &id, NULL);
     if (rv != 0)
         die("cannot open the WebTransport stream: %s", ngtcp2_strerror(rv));
     out_init(&c->wt, wt_cap(c->g));
@@ -465,20 +421,14 @@ static void wt_send_line(struct ab_conn *c, const char *s)
 static void send_control(struct ab_conn *c)
 {
     int64_t id;
-    int rv = ngtcp2_conn_open_uni_stream(c->qc, &id, NULL);
+    int rv = ngtcp2_conn_open_uni_stream(c->q.conn, &id, NULL);
     if (rv != 0)
         die("cannot open the control stream: %s", ngtcp2_strerror(rv));
     out_init(&c->ctl, AB_SMALL);
     c->ctl.id = id;
-    struct td_h3_settings s;
-    memset(&s, 0, sizeof(s));
-    s.present = TD_H3_SET_QPACK_MAX_TABLE_CAPACITY | TD_H3_SET_QPACK_BLOCKED_STREAMS |
-                TD_H3_SET_H3_DATAGRAM | TD_H3_SET_ENABLE_WEBTRANSPORT;
-    s.h3_datagram = 1;
-    s.enable_webtransport = 1;
     struct td_buf b;
     td_buf_init(&b);
-    if (td_h3_control_stream_open_append(&b, &s) != 0)
+    if (td_qclient_h3_control_append(&b) != 0)
         die("cannot encode SETTINGS");
     out_append(&c->ctl, b.data, b.len);
     td_buf_free(&b);
@@ -491,7 +441,7 @@ static void advance(struct ab_conn *c, bool want_connect)
 {
     if (c->dead)
         return;
-    if (c->state == ST_HANDSHAKE && c->handshake_done)
+    if (c->state == ST_HANDSHAKE && c->q.handshakes > 0)
         send_control(c);
     if (c->state == ST_SETTINGS && c->settings_ok) {
         c->state = ST_IDLE;
@@ -554,38 +504,6 @@ static void on_uni(struct ab_conn *c, int64_t id, const uint8_t *p, size_t n)
     parse_settings(c);
 }
 
-/* The :status of a QPACK header block, or -1. */
-static int decode_status(struct ab_conn *c, const uint8_t *p, size_t n)
-{
-    nghttp3_qpack_stream_context *sctx = NULL;
-    if (nghttp3_qpack_stream_context_new(&sctx, c->req.id, nghttp3_mem_default()) != 0)
-        die("nghttp3_qpack_stream_context_new failed");
-    int status = -1;
-    for (;;) {
-        nghttp3_qpack_nv nv;
-        uint8_t flags = 0;
-        nghttp3_ssize r =
-            nghttp3_qpack_decoder_read_request(c->g->qdec, sctx, &nv, &flags, p, n, 1);
-        if (r < 0)
-            break;
-        p += r;
-        n -= (size_t)r;
-        if (flags & NGHTTP3_QPACK_DECODE_FLAG_EMIT) {
-            nghttp3_vec nm = nghttp3_rcbuf_get_buf(nv.name);
-            nghttp3_vec vl = nghttp3_rcbuf_get_buf(nv.value);
-            if (nm.len == 7 && memcmp(nm.base, ":status", 7) == 0 && vl.len == 3)
-                status = atoi((const char *)vl.base) % 1000;
-            nghttp3_rcbuf_decref(nv.name);
-            nghttp3_rcbuf_decref(nv.value);
-        }
-        if ((flags & (NGHTTP3_QPACK_DECODE_FLAG_FINAL | NGHTTP3_QPACK_DECODE_FLAG_BLOCKED)) ||
-            (r == 0 && !(flags & NGHTTP3_QPACK_DECODE_FLAG_EMIT)))
-            break;
-    }
-    nghttp3_qpack_stream_context_del(sctx);
-    return status;
-}
-
 /* CLOSE_WEBTRANSPORT_SESSION capsules inside a DATA frame payload. */
 static void on_capsules(struct ab_conn *c, const uint8_t *p, size_t n)
 {
@@ -624,7 +542,7 @@ static void on_req(struct ab_conn *c, const uint8_t *p, size_t n, bool fin)
             break;
         const uint8_t *pl = c->req_in.data + off + h.hdr_len;
         if (h.type == TD_H3_FRAME_HEADERS && c->status == 0) {
-            c->status = decode_status(c, pl, (size_t)h.len);
+            c->status = td_qclient_h3_status(c->g->qdec, c->req.id, pl, (size_t)h.len);
             note(c, "CONNECT answered %d", c->status);
             if (c->status >= 200 && c->status <= 299 && c->state == ST_CONNECT)
                 open_wt_stream(c);
@@ -683,44 +601,11 @@ static void on_wt(struct ab_conn *c, const uint8_t *p, size_t n, bool fin)
         td_buf_reset(&c->line);
 }
 
-/* ---- ngtcp2 callbacks ---- */
+/* ---- what the QUIC connection reports ---- */
 
-static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
-{
-    return ((struct ab_conn *)ref->user_data)->qc;
-}
-
-static void cb_rand(uint8_t *p, size_t n, const ngtcp2_rand_ctx *r)
-{
-    (void)r;
-    gnutls_rnd(GNUTLS_RND_RANDOM, p, n);
-}
-
-static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t len, void *ud)
-{
-    (void)conn;
-    (void)ud;
-    uint8_t d[NGTCP2_MAX_CIDLEN];
-    gnutls_rnd(GNUTLS_RND_RANDOM, d, len);
-    ngtcp2_cid_init(cid, d, len);
-    gnutls_rnd(GNUTLS_RND_RANDOM, token, NGTCP2_STATELESS_RESET_TOKENLEN);
-    return 0;
-}
-
-static int cb_handshake(ngtcp2_conn *conn, void *ud)
-{
-    (void)conn;
-    ((struct ab_conn *)ud)->handshake_done = true;
-    return 0;
-}
-
-static int cb_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t off,
-                          const uint8_t *data, size_t len, void *ud, void *sud)
+static int on_stream_data(void *ud, int64_t id, const uint8_t *data, size_t len, bool fin)
 {
     struct ab_conn *c = ud;
-    (void)off;
-    (void)sud;
-    bool fin = (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0;
     bool hold = false;
     if ((id & 3) == 3)
         on_uni(c, id, data, len);
@@ -732,21 +617,17 @@ static int cb_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_
     }
     /* The connection window always moves on (the CLOSE capsule must get through); the
      * stream window of the Centrifugo stream stays put while we play dead. */
-    ngtcp2_conn_extend_max_offset(conn, len);
+    ngtcp2_conn_extend_max_offset(c->q.conn, len);
     if (hold)
         c->held += len;
     else
-        ngtcp2_conn_extend_max_stream_offset(conn, id, len);
+        ngtcp2_conn_extend_max_stream_offset(c->q.conn, id, len);
     return 0;
 }
 
-static int cb_stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size, uint64_t code,
-                           void *ud, void *sud)
+static void on_stream_reset(void *ud, int64_t id, uint64_t code)
 {
     struct ab_conn *c = ud;
-    (void)conn;
-    (void)final_size;
-    (void)sud;
     if (id == c->req.id) {
         c->req_reset = true;
         c->req_reset_code = code;
@@ -763,41 +644,19 @@ static int cb_stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size, u
             record_code(c, code);
         }
     }
-    return 0;
 }
 
-static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t id, uint64_t code, void *ud,
-                           void *sud)
+static void on_stream_close(void *ud, int64_t id)
 {
-    struct ab_conn *c = ud;
-    (void)conn;
-    (void)flags;
-    (void)code;
-    (void)sud;
-    struct ab_out *o = extra_find(c, id);
+    struct ab_out *o = extra_find(ud, id);
     if (o != NULL)
         o->gone = true;
-    return 0;
 }
 
-static const ngtcp2_callbacks callbacks = {
-    .client_initial = ngtcp2_crypto_client_initial_cb,
-    .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-    .handshake_completed = cb_handshake,
-    .encrypt = ngtcp2_crypto_encrypt_cb,
-    .decrypt = ngtcp2_crypto_decrypt_cb,
-    .hp_mask = ngtcp2_crypto_hp_mask_cb,
-    .recv_stream_data = cb_stream_data,
-    .stream_close = cb_stream_close,
-    .stream_reset = cb_stream_reset,
-    .recv_retry = ngtcp2_crypto_recv_retry_cb,
-    .rand = cb_rand,
-    .get_new_connection_id = cb_new_cid,
-    .update_key = ngtcp2_crypto_update_key_cb,
-    .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-    .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-    .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-    .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
+static const struct td_qclient_handlers handlers = {
+    .on_stream_data = on_stream_data,
+    .on_stream_reset = on_stream_reset,
+    .on_stream_close = on_stream_close,
 };
 
 /* ---- connections ---- */
@@ -836,52 +695,35 @@ static struct ab_conn *conn_new(struct ab *g, const char *src)
     }
     if (connect(fd, (const struct sockaddr *)&g->addr, g->addrlen) != 0)
         die("connect: %s", strerror(errno));
-    c->locallen = sizeof(c->local);
-    if (getsockname(fd, (struct sockaddr *)&c->local, &c->locallen) != 0)
+    struct sockaddr_storage local;
+    socklen_t locallen = sizeof(local);
+    if (getsockname(fd, (struct sockaddr *)&local, &locallen) != 0)
         die("getsockname: %s", strerror(errno));
     c->fd = fd;
 
-    uint8_t d[18], s[18];
-    gnutls_rnd(GNUTLS_RND_RANDOM, d, sizeof(d));
-    gnutls_rnd(GNUTLS_RND_RANDOM, s, sizeof(s));
-    ngtcp2_cid dcid, scid;
-    ngtcp2_cid_init(&dcid, d, sizeof(d));
-    ngtcp2_cid_init(&scid, s, sizeof(s));
-    ngtcp2_path path = {
-        .local = {.addr = (ngtcp2_sockaddr *)&c->local, .addrlen = c->locallen},
-        .remote = {.addr = (ngtcp2_sockaddr *)&g->addr, .addrlen = g->addrlen},
-    };
-    uint64_t now = now_ns();
-    ngtcp2_settings st;
-    ngtcp2_settings_default(&st);
-    st.initial_ts = now;
-    st.no_pmtud = 1;
-    ngtcp2_transport_params p;
-    ngtcp2_transport_params_default(&p);
-    p.initial_max_stream_data_bidi_local = AB_WINDOW;
-    p.initial_max_stream_data_bidi_remote = AB_WINDOW;
-    p.initial_max_stream_data_uni = AB_WINDOW;
-    p.initial_max_data = 1 << 20;
-    p.initial_max_streams_bidi = 0;
-    p.initial_max_streams_uni = 8;
-    p.max_idle_timeout = 60 * NGTCP2_SECONDS;
-    int rv = ngtcp2_conn_client_new(&c->qc, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &callbacks,
-                                    &st, &p, NULL, c);
-    if (rv != 0)
-        die("ngtcp2_conn_client_new: %s", ngtcp2_strerror(rv));
-    static const gnutls_datum_t alpn = {(unsigned char *)"h3", 2};
-    if (gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NO_END_OF_EARLY_DATA) != 0 ||
-        gnutls_priority_set_direct(
-            c->tls, "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3", NULL) != 0 ||
-        ngtcp2_crypto_gnutls_configure_client_session(c->tls) != 0 ||
-        gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, g->cred) != 0 ||
-        gnutls_alpn_set_protocols(c->tls, &alpn, 1, GNUTLS_ALPN_MANDATORY) != 0)
-        die("GnuTLS client session setup failed");
-    gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, "localhost", 9);
-    c->ref.get_conn = get_conn;
-    c->ref.user_data = c;
-    gnutls_session_set_ptr(c->tls, &c->ref);
-    ngtcp2_conn_set_tls_native_handle(c->qc, c->tls);
+    struct td_qclient_config cfg;
+    td_qclient_config_default(&cfg);
+    cfg.local = (const struct sockaddr *)&local;
+    cfg.local_len = locallen;
+    cfg.remote = (const struct sockaddr *)&g->addr;
+    cfg.remote_len = g->addrlen;
+    cfg.now = now_ns();
+    cfg.cred = g->cred;
+    cfg.no_pmtud = true;
+    ngtcp2_transport_params *p = &cfg.params;
+    p->initial_max_stream_data_bidi_local = AB_WINDOW;
+    p->initial_max_stream_data_bidi_remote = AB_WINDOW;
+    p->initial_max_stream_data_uni = AB_WINDOW;
+    p->initial_max_data = 1 << 20;
+    p->initial_max_streams_bidi = 0;
+    p->initial_max_streams_uni = 8;
+    p->max_idle_timeout = 60 * NGTCP2_SECONDS;
+    p->max_datagram_frame_size = 0; /* no DATAGRAM frames */
+    cfg.handlers = &handlers;
+    cfg.user = c;
+    char err[160];
+    if (td_qclient_init(&c->q, &cfg, err, sizeof(err)) != 0)
+        die("%s", err);
     c->state = ST_HANDSHAKE;
     conn_write(c);
     return c;
@@ -890,10 +732,7 @@ static struct ab_conn *conn_new(struct ab *g, const char *src)
 static void conn_free(struct ab_conn *c)
 {
     conn_close(c);
-    if (c->qc != NULL)
-        ngtcp2_conn_del(c->qc);
-    if (c->tls != NULL)
-        gnutls_deinit(c->tls);
+    td_qclient_free(&c->q);
     close(c->fd);
     free(c->ctl.own);
     free(c->req.own);
@@ -909,11 +748,6 @@ static void conn_free(struct ab_conn *c)
 
 static void conn_read(struct ab_conn *c)
 {
-    ngtcp2_path path = {
-        .local = {.addr = (ngtcp2_sockaddr *)&c->local, .addrlen = c->locallen},
-        .remote = {.addr = (ngtcp2_sockaddr *)&c->g->addr, .addrlen = c->g->addrlen},
-    };
-    ngtcp2_pkt_info pi = {0};
     for (int i = 0; i < 256 && !c->dead; i++) {
         ssize_t n = recv(c->fd, c->g->rbuf, sizeof(c->g->rbuf), 0);
         if (n < 0) {
@@ -925,12 +759,12 @@ static void conn_read(struct ab_conn *c)
         }
         if (n == 0)
             continue;
-        int rv = ngtcp2_conn_read_pkt(c->qc, &path, &pi, c->g->rbuf, (size_t)n, now_ns());
+        int rv = td_qclient_read(&c->q, NULL, c->g->rbuf, (size_t)n, now_ns());
         if (rv == NGTCP2_ERR_DRAINING) {
-            ngtcp2_connection_close_error ccerr;
-            ngtcp2_conn_get_connection_close_error(c->qc, &ccerr);
-            conn_mark_dead(c, "server", ccerr.error_code,
-                           ccerr.type == NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_APPLICATION);
+            bool app;
+            uint64_t code;
+            td_qclient_close_error(&c->q, &app, &code);
+            conn_mark_dead(c, "server", code, app);
         } else if (rv != 0) {
             note(c, "ngtcp2_conn_read_pkt: %s", ngtcp2_strerror(rv));
             conn_mark_dead(c, "error", 0, false);
@@ -971,7 +805,7 @@ static void poll_once(struct ab *g, int max_ms, bool want_connect)
         if (pfd[i].revents != 0)
             conn_read(c);
         if (!c->dead && c->expiry <= now) {
-            int rv = ngtcp2_conn_handle_expiry(c->qc, now);
+            int rv = ngtcp2_conn_handle_expiry(c->q.conn, now);
             if (rv == NGTCP2_ERR_IDLE_CLOSE)
                 conn_mark_dead(c, "idle", 0, false);
             else if (rv != 0)
@@ -1087,16 +921,16 @@ static void open_junk_streams(struct ab_conn *c)
     for (int k = 0; k < 64 && !c->dead; k++) {
         bool any = false;
         int64_t id;
-        if (ngtcp2_conn_get_streams_bidi_left(c->qc) > 0 &&
-            ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL) == 0) {
+        if (ngtcp2_conn_get_streams_bidi_left(c->q.conn) > 0 &&
+            ngtcp2_conn_open_bidi_stream(c->q.conn, &id, NULL) == 0) {
             struct ab_out *o = extra_add(c, id);
             o->data = bidi_junk;
             o->len = sizeof(bidi_junk);
             c->opened_bidi++;
             any = true;
         }
-        if (ngtcp2_conn_get_streams_uni_left(c->qc) > 0 &&
-            ngtcp2_conn_open_uni_stream(c->qc, &id, NULL) == 0) {
+        if (ngtcp2_conn_get_streams_uni_left(c->q.conn) > 0 &&
+            ngtcp2_conn_open_uni_stream(c->q.conn, &id, NULL) == 0) {
             struct ab_out *o = extra_add(c, id);
             o->data = uni_junk;
             o->len = sizeof(uni_junk);
@@ -1183,7 +1017,7 @@ static int mode_noread(struct ab *g)
         /* Take what is left so the disconnect push can arrive before the connection ends. */
         c->hold_wt = false;
         if (!c->dead && c->held > 0) {
-            ngtcp2_conn_extend_max_stream_offset(c->qc, c->wt.id, c->held);
+            ngtcp2_conn_extend_max_stream_offset(c->q.conn, c->wt.id, c->held);
             c->held = 0;
             conn_write(c);
         }
@@ -1209,7 +1043,7 @@ static void bigframe_headers(struct ab *g)
     run_until(g, c, has_settings, deadline_in(g->o.timeout), false);
     int64_t id = -1;
     struct ab_out *bad = NULL;
-    if (c->settings_ok && ngtcp2_conn_open_bidi_stream(c->qc, &id, NULL) == 0) {
+    if (c->settings_ok && ngtcp2_conn_open_bidi_stream(c->q.conn, &id, NULL) == 0) {
         bad = extra_add(c, id);
         size_t big = TD_H3_HEADERS_MAX_LEN + 4096;
         out_init(bad, big + 16);
@@ -1342,7 +1176,7 @@ static int mode_conns(struct ab *g)
     uint32_t served = 0, handshakes = 0;
     for (int i = 0; i < g->nconns; i++) {
         served += g->conns[i]->status >= 200 && g->conns[i]->status <= 299;
-        handshakes += g->conns[i]->handshake_done;
+        handshakes += g->conns[i]->q.handshakes > 0;
     }
     /* One more from another address while those are all still open. */
     struct ab_conn *o = conn_new(g, g->o.other_src);
