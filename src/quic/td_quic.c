@@ -338,19 +338,22 @@ static int on_stream_reset(ngtcp2_conn *conn, int64_t id, uint64_t final_size, u
                                                                      : NGTCP2_ERR_CALLBACK_FAILURE;
 }
 
+/*
+ * ngtcp2 0.12 calls this when *we* stop reading a stream before its end (our STOP_SENDING,
+ * from td_quic_stream_shutdown), not when the peer sends STOP_SENDING: ngtcp2 answers a
+ * peer's STOP_SENDING with RESET_STREAM by itself and reports nothing until the stream
+ * closes. So it is not an event for the application; only our own output stops here.
+ */
 static int on_stream_stop_sending(ngtcp2_conn *conn, int64_t id, uint64_t app_error,
                                   void *user_data, void *sud)
 {
-    struct td_quic_conn *c = user_data;
     (void)conn;
-    if (sud != NULL) {
-        /* Nothing queued will be wanted; ngtcp2 answers with RESET_STREAM itself. */
+    (void)id;
+    (void)app_error;
+    (void)user_data;
+    if (sud != NULL)
         stream_stop_output(sud);
-    }
-    if (c->cb.on_stream_abort == NULL)
-        return 0;
-    return c->cb.on_stream_abort(c, id, app_error, false, c->ud) == 0 ? 0
-                                                                      : NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
 }
 
 static int on_acked_stream_data_offset(ngtcp2_conn *conn, int64_t id, uint64_t offset, uint64_t len,

@@ -105,7 +105,9 @@ struct td_quic_callbacks {
     /* Stream bytes in order; fin on the last call. A peer stream's first call opens it. */
     int (*on_stream_data)(struct td_quic_conn *c, int64_t id, const uint8_t *data, size_t len,
                           bool fin, void *ud);
-    /* The peer reset its sending side (reset) or asked us to stop sending (!reset). */
+    /* The peer reset its sending side (reset is then true). ngtcp2 0.12 does not report a
+     * peer's STOP_SENDING (it resets the stream itself), so !reset is never passed today;
+     * that stream's end shows in on_stream_close. */
     int (*on_stream_abort)(struct td_quic_conn *c, int64_t id, uint64_t app_error, bool reset,
                            void *ud);
     /* The stream is gone in both directions; its ID will not be reported again. */
