@@ -16,7 +16,7 @@
  *     {node = 1, session = 2, data = 3};
  *   - the framing helpers for the stream: chunk headers (http_stream uses chunked transfer
  *     coding) and SSE events ("data: <line>\n" per line, then "\n").
- * The server (src/io/td_server.c) does the routing, the streaming response and the
+ * The server (src/io/td_emu_conn.c) does the routing, the streaming response and the
  * td_transport_ops glue.
  */
 #ifndef TD_EMULATION_H

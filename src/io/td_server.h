@@ -1,34 +1,17 @@
 /*
- * td_server.h - the TCP server: libuv listener, HTTP/1.1 connections, WebSocket sessions,
- * the server API and /health, all on one loop thread.
+ * td_server.h - the TCP server: libuv listener, HTTP/1.1 connections, Centrifugo client
+ * sessions over WebSocket and HTTP-streaming/SSE, y-websocket sessions, the server API,
+ * /metrics and /health, all on one loop thread (WebTransport runs beside it on UDP,
+ * td_wtsrv.h).
  *
- * Connection states: HTTP (reading request heads; keep-alive) -> WS (after a 101 upgrade on
- * /connection/websocket) or STREAM (an HTTP-streaming or SSE response, whose client sends
- * further commands in POST /emulation requests on other connections) -> CLOSING (close frame queued
- * or response final; input ignored, the socket is shut down once output drains, and closed on EOF
- * or after 5 s).
- *
- * Yjs: /yjs/<room> upgrades to a WebSocket session of a y-websocket client (binary frames,
- * engine/td_yroom.h); such a connection is in state WS with a room handle instead of a
- * Centrifugo client, is pinged every 30 s (closed when no pong came since the previous ping)
- * and gets an empty awareness message when nothing was sent to it for 15 s, so that an idle
- * client with no awareness state of its own does not hit y-websocket's 30 s message timeout.
- *
- * Output: each connection owns a queue of references to immutable buffers (shared
- * publication units plus private replies). Connections with pending output are flushed once
- * per loop iteration, from a uv_check handle (a uv_idle handle keeps the poll from blocking
- * while any is pending), with one writev (uv_try_write); what the
- * kernel does not take goes to a single uv_write. Queued bytes above client.queue_max_size
- * close a WebSocket client with 3008 "slow".
- *
- * TLS (docs/tls.md): with tls.cert_file, tls.key_file and tls.tcp, every TCP connection has a
- * td_tls session. Input is decrypted into tls_plain and then takes the plaintext path
- * (including the input held while an API answer pends). At flush time the queued plaintext
- * (at most 64 KiB per round) is encrypted in one td_tls_writev and dropped from the
- * queue; the ciphertext is written like plaintext, the part the kernel refuses copied into one
- * uv_write. The slow-client check counts queued plaintext plus unwritten ciphertext. A
- * closing connection sends close_notify before its FIN. A first read that cannot start a
- * ClientHello gets a plaintext 400 and is closed; the HTTP idle timeout bounds a handshake.
+ * The implementation is split by concern; td_conn.h (internal) describes the connection
+ * states, the output queue and the TLS glue, and names the functions the files share:
+ *   td_server.c    listener, request routing, server API glue, /metrics, /health, static
+ *                  files, the durable store, start/shutdown/free (this header)
+ *   td_conn.c      connection core: output queue and flush, TLS, deadlines, read path, close
+ *   td_ws_conn.c   WebSocket client sessions (/connection/websocket)
+ *   td_emu_conn.c  HTTP-streaming and SSE sessions, POST /emulation
+ *   td_yjs_conn.c  y-websocket sessions (/yjs/<room>)
  */
 #ifndef TD_SERVER_H
 #define TD_SERVER_H

@@ -18,7 +18,7 @@
  * certificates are off. GnuTLS's wall-clock handshake timeout is disabled: the server's own
  * timers bound how long a handshake may take.
  *
- * Using a session (what td_server.c is expected to do):
+ * Using a session (what src/io/td_conn.c does):
  *
  *   on bytes from the socket:
  *       rv = td_tls_feed(t, p, n);              -- drives the handshake while it runs
