@@ -2,8 +2,13 @@
 # WebTransport vs WebSocket fan-out (issue #7): the same tandem configuration, the same
 # publisher (one WebSocket connection sending Centrifugo JSON publish commands), the same
 # open-loop publication rate and payload; only the subscribers' transport differs:
-#   WT  build/dev/td_wtload   N WebTransport sessions, one QUIC connection each (as Chromium)
-#   WS  build/dev/td_loadgen  N WebSocket connections, --proto centrifuge-json
+#   WT   build/dev/td_wtload   N WebTransport sessions, one QUIC connection each (as Chromium)
+#   WSS  build/dev/td_loadgen  N WebSocket connections over TLS (--tls), --proto centrifuge-json
+#   WS   build/dev/td_loadgen  N plaintext WebSocket connections, --proto centrifuge-json
+# WebTransport encrypts every packet, so WT/WSS is the like-for-like ratio; WT/WS shows what
+# encryption and QUIC cost together. tandem serves TCP either with TLS or without, never both
+# on one port, so WT and WS run against a server with "tls.tcp": false and WSS against one
+# with TLS on TCP (same certificate; in the WSS run the publisher uses TLS too).
 # Loopback only, bounded in time. Each measurement gets a fresh tandem.
 #
 #   bench/wt.sh [--quick] [--subs 500,2000] [--channels 10] [--rate 200] [--duration 10]
@@ -15,7 +20,7 @@
 #   --duration  measured seconds (overrides --quick's)
 #
 # Prints a table per N: deliveries/s, deliveries per server CPU-second, p50/p99 latency,
-# server and load-generator CPU, for WT and WS, and the ratio WT/WS. Every result line
+# server and load-generator CPU, for WT, WSS and WS, and the ratios WT/WSS and WT/WS. Every result line
 # (td_loadgen's JSON fields) is kept in bench/results/wt-<timestamp>.jsonl.
 #
 # Environment: TANDEM_BIN (default build/dev/tandem), TD_LOADGEN, TD_WTLOAD (default
@@ -80,7 +85,9 @@ trap 'echo "bench/wt.sh: interrupted" >&2; exit 130' INT TERM
 
 "$TANDEM_BIN" gencert --days 13 --out "$WORK/cert" >"$WORK/gencert.log" 2>&1 ||
   die "tandem gencert failed: $(tail -n 2 "$WORK/gencert.log")"
-cat >"$WORK/tandem.json" <<JSON
+# write_config FILE TCP_TLS: tls.tcp false (WT, WS: plaintext TCP) or true (WSS).
+write_config() {
+  cat >"$1" <<JSON
 {
   "address": "127.0.0.1",
   "log": { "level": "warn" },
@@ -88,9 +95,12 @@ cat >"$WORK/tandem.json" <<JSON
   "channel": { "without_namespace": { "history_size": 100, "history_ttl": "300s",
                                       "history_durable": false } },
   "webtransport": { "enabled": true },
-  "tls": { "cert_file": "$WORK/cert/cert.pem", "key_file": "$WORK/cert/key.pem", "tcp": false }
+  "tls": { "cert_file": "$WORK/cert/cert.pem", "key_file": "$WORK/cert/key.pem", "tcp": $2 }
 }
 JSON
+}
+write_config "$WORK/tandem-plain.json" false
+write_config "$WORK/tandem-tls.json" true
 
 # A port below the ephemeral range that nobody listens on (TCP; tandem takes the same
 # number on UDP for WebTransport).
@@ -106,8 +116,8 @@ free_port() {
   return 1
 }
 
-start_server() { # PORT LOG
-  "${SRV_PIN[@]}" "$TANDEM_BIN" --config "$WORK/tandem.json" --port "$1" --data-dir "$WORK/data" \
+start_server() { # PORT LOG CONFIG
+  "${SRV_PIN[@]}" "$TANDEM_BIN" --config "$3" --port "$1" --data-dir "$WORK/data" \
     >"$2" 2>&1 &
   SRV_PID=$!
   local deadline=$((SECONDS + 15))
@@ -140,13 +150,15 @@ mkdir -p "$BENCH_DIR/results"
 RESULTS="$BENCH_DIR/results/wt-$(date -u +%Y%m%dT%H%M%SZ).jsonl"
 : >"$RESULTS"
 
-# run_one KIND N -> sets LAST to the load generator's JSON line (empty on failure)
+# run_one KIND N (KIND: wt, wss or ws) -> sets LAST to the load generator's JSON line (empty on failure)
 LAST=""
 run_one() {
   local kind=$1 n=$2 port log="$WORK/tandem-$1-$2.log"
   LAST=""
   port=$(free_port) || { echo "no free port" >&2; return 1; }
-  if ! start_server "$port" "$log"; then
+  local config="$WORK/tandem-plain.json"
+  [ "$kind" = wss ] && config="$WORK/tandem-tls.json"
+  if ! start_server "$port" "$log" "$config"; then
     echo "bench/wt.sh: tandem did not start: $(grep -v '^\s*$' "$log" | tail -n 3 | tr '\n' ' ')" >&2
     return 1
   fi
@@ -158,8 +170,10 @@ run_one() {
     timeout -k 5 $((MEAS + WARM + 90)) "${LG_PIN[@]}" "$TD_WTLOAD" "${common[@]}" \
       --src-ips "$(wt_src_ips "$n")" >"$out" 2>"$err"
   else
+    local tls=()
+    [ "$kind" = wss ] && tls=(--tls)
     timeout -k 5 $((MEAS + WARM + 90)) "${LG_PIN[@]}" "$TD_LOADGEN" "${common[@]}" \
-      --proto centrifuge-json >"$out" 2>"$err"
+      --proto centrifuge-json "${tls[@]}" >"$out" 2>"$err"
   fi
   rc=$?
   local alive=1
@@ -189,23 +203,29 @@ row() { # N PROTO JSON
      (if (.errors // 0) > 0 then "errors=\(.errors)" else "" end)] | @tsv' |
     awk -F'\t' '{ printf "%-6s %-6s %12s %14s %9s %9s %9s %9s %s\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 }
+# ratio_row N NAME A_JSON B_JSON: the A/B ratio of every column.
+ratio_row() {
+  g() { echo "$1" | jq -r ".$2 // empty"; }
+  printf '%-6s %-6s %12s %14s %9s %9s %9s %9s\n' "$1" "$2" \
+    "$(ratio "$(g "$3" deliveries_per_s)" "$(g "$4" deliveries_per_s)")" \
+    "$(ratio "$(g "$3" deliveries_per_cpu_s)" "$(g "$4" deliveries_per_cpu_s)")" \
+    "$(ratio "$(g "$3" lat_p50_us)" "$(g "$4" lat_p50_us)")" \
+    "$(ratio "$(g "$3" lat_p99_us)" "$(g "$4" lat_p99_us)")" \
+    "$(ratio "$(g "$3" server_cpu_s)" "$(g "$4" server_cpu_s)")" \
+    "$(ratio "$(g "$3" loadgen_cpu_s)" "$(g "$4" loadgen_cpu_s)")"
+}
 IFS=, read -ra ns <<<"$SUBS"
 for n in "${ns[@]}"; do
   run_one wt "$n"
   wt=$LAST
+  run_one wss "$n"
+  wss=$LAST
   run_one ws "$n"
   ws=$LAST
   if [ -n "$wt" ]; then row "$n" WT "$wt"; else printf '%-6s %-6s %s\n' "$n" WT failed; fi
+  if [ -n "$wss" ]; then row "$n" WSS "$wss"; else printf '%-6s %-6s %s\n' "$n" WSS failed; fi
   if [ -n "$ws" ]; then row "$n" WS "$ws"; else printf '%-6s %-6s %s\n' "$n" WS failed; fi
-  if [ -n "$wt" ] && [ -n "$ws" ]; then
-    g() { echo "$1" | jq -r ".$2 // empty"; }
-    printf '%-6s %-6s %12s %14s %9s %9s %9s %9s\n' "$n" 'WT/WS' \
-      "$(ratio "$(g "$wt" deliveries_per_s)" "$(g "$ws" deliveries_per_s)")" \
-      "$(ratio "$(g "$wt" deliveries_per_cpu_s)" "$(g "$ws" deliveries_per_cpu_s)")" \
-      "$(ratio "$(g "$wt" lat_p50_us)" "$(g "$ws" lat_p50_us)")" \
-      "$(ratio "$(g "$wt" lat_p99_us)" "$(g "$ws" lat_p99_us)")" \
-      "$(ratio "$(g "$wt" server_cpu_s)" "$(g "$ws" server_cpu_s)")" \
-      "$(ratio "$(g "$wt" loadgen_cpu_s)" "$(g "$ws" loadgen_cpu_s)")"
-  fi
+  [ -n "$wt" ] && [ -n "$wss" ] && ratio_row "$n" 'WT/WSS' "$wt" "$wss"
+  [ -n "$wt" ] && [ -n "$ws" ] && ratio_row "$n" 'WT/WS' "$wt" "$ws"
 done
 echo "bench/wt.sh: results in ${RESULTS#"$ROOT"/}" >&2

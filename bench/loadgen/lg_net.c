@@ -8,11 +8,19 @@
  * output and written once after the read is handled, so a read that carried several server
  * pings still costs one write. A read that did not fill the buffer drained the socket
  * (epoll is level-triggered), which saves the extra read that would return EAGAIN.
+ *
+ * With --tls the same bytes go through a GnuTLS client session on the same non-blocking
+ * socket (gnutls_transport_set_int). A read takes records until GNUTLS_E_AGAIN, gathering
+ * their plaintext in the shared buffer, then handles it as above: GnuTLS returns at most one
+ * record per call, so "the read did not fill the buffer" does not mean "drained" there. A
+ * write that returns GNUTLS_E_AGAIN is repeated with the same length (GnuTLS has already
+ * encrypted that record and only resumes sending it). The plaintext path does not change.
  */
 #include "loadgen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <inttypes.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -597,7 +605,32 @@ static void conn_epoll(struct lg *g, struct lg_conn *c, uint8_t events)
     c->events = events;
 }
 
-void lg_conn_flush(struct lg *g, struct lg_conn *c)
+/* tls_flush is lg_conn_flush's writing loop for a TLS connection. */
+static void tls_flush(struct lg *g, struct lg_conn *c)
+{
+    while (c->out_off < c->out.len) {
+        size_t len = c->tls_retry != 0 ? c->tls_retry : c->out.len - c->out_off;
+        ssize_t w = gnutls_record_send(c->tls, c->out.data + c->out_off, len);
+        if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
+            c->tls_retry = len; /* the record is encrypted: resume it with the same length */
+            if (w == GNUTLS_E_AGAIN)
+                break;
+            continue;
+        }
+        c->tls_retry = 0;
+        if (w < 0) {
+            if (g->closing) {
+                c->out_off = c->out.len;
+                break;
+            }
+            lg_fail("%s: TLS write: %s", conn_name(c), gnutls_strerror((int)w));
+        }
+        c->out_off += (size_t)w;
+    }
+}
+
+/* plain_flush is lg_conn_flush's writing loop for a plaintext connection. */
+static void plain_flush(struct lg *g, struct lg_conn *c)
 {
     while (c->out_off < c->out.len) {
         ssize_t w = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
@@ -614,6 +647,14 @@ void lg_conn_flush(struct lg *g, struct lg_conn *c)
         }
         c->out_off += (size_t)w;
     }
+}
+
+void lg_conn_flush(struct lg *g, struct lg_conn *c)
+{
+    if (c->tls != NULL)
+        tls_flush(g, c);
+    else
+        plain_flush(g, c);
     if (c->out_off == c->out.len) {
         c->out.len = 0;
         c->out_off = 0;
@@ -648,14 +689,9 @@ static void request_path(const struct lg *g, const struct lg_conn *c, char *out,
     }
 }
 
-static void tcp_connected(struct lg *g, struct lg_conn *c)
+/* send_upgrade queues the HTTP upgrade request on an open TCP (or TLS) connection. */
+static void send_upgrade(struct lg *g, struct lg_conn *c)
 {
-    int err = 0;
-    socklen_t len = sizeof(err);
-    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-        err = errno;
-    if (err != 0)
-        lg_fail("%s: connect to %s: %s", conn_name(c), g->hostport, strerror(err));
     char path[600], key[25];
     request_path(g, c, path, sizeof(path));
     conn_key(g, c, key);
@@ -667,6 +703,67 @@ static void tcp_connected(struct lg *g, struct lg_conn *c)
                                              : "");
     c->state = LG_ST_HANDSHAKE;
     lg_conn_flush(g, c);
+}
+
+/* tls_handshake advances c's TLS handshake; once it completes, the upgrade request goes out. */
+static void tls_handshake(struct lg *g, struct lg_conn *c)
+{
+    int rv;
+    do
+        rv = gnutls_handshake(c->tls);
+    while (rv < 0 && rv != GNUTLS_E_AGAIN && !gnutls_error_is_fatal(rv));
+    if (rv == GNUTLS_E_AGAIN) {
+        conn_epoll(g, c, (uint8_t)(gnutls_record_get_direction(c->tls) == 1 ? EPOLLOUT : EPOLLIN));
+        return;
+    }
+    if (rv < 0)
+        lg_fail("%s: TLS handshake with %s: %s (does the server speak TLS on TCP?)", conn_name(c),
+                g->hostport, gnutls_strerror(rv));
+    if (c->is_pub) { /* once per run: what the sessions negotiated */
+        char *desc = gnutls_session_get_desc(c->tls);
+        fprintf(stderr, "td_loadgen: TLS %s\n", desc != NULL ? desc : "?");
+        gnutls_free(desc);
+    }
+    send_upgrade(g, c);
+}
+
+/* tls_start creates c's GnuTLS client session (no certificate verification, ALPN
+ * http/1.1, SNI when the host is a name) and starts the handshake. */
+static void tls_start(struct lg *g, struct lg_conn *c)
+{
+    int rv = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+    if (rv < 0)
+        lg_fail("gnutls_init: %s", gnutls_strerror(rv));
+    if ((rv = gnutls_priority_set(c->tls, g->tls_prio)) < 0 ||
+        (rv = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, g->tls_cred)) < 0)
+        lg_fail("TLS session setup: %s", gnutls_strerror(rv));
+    static const char alpn_h1[] = "http/1.1";
+    gnutls_datum_t alpn = {.data = (unsigned char *)(uintptr_t)alpn_h1,
+                           .size = (unsigned)(sizeof(alpn_h1) - 1)};
+    if ((rv = gnutls_alpn_set_protocols(c->tls, &alpn, 1, 0)) < 0)
+        lg_fail("gnutls_alpn_set_protocols: %s", gnutls_strerror(rv));
+    struct in6_addr ip;
+    if (inet_pton(AF_INET, g->o.host, &ip) != 1 && inet_pton(AF_INET6, g->o.host, &ip) != 1 &&
+        (rv = gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, g->o.host, strlen(g->o.host))) < 0)
+        lg_fail("gnutls_server_name_set: %s", gnutls_strerror(rv));
+    gnutls_transport_set_int(c->tls, c->fd);
+    gnutls_handshake_set_timeout(c->tls, 0); /* --timeout's stall check bounds it instead */
+    c->state = LG_ST_TLS;
+    tls_handshake(g, c);
+}
+
+static void tcp_connected(struct lg *g, struct lg_conn *c)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err != 0)
+        lg_fail("%s: connect to %s: %s", conn_name(c), g->hostport, strerror(err));
+    if (g->o.tls)
+        tls_start(g, c);
+    else
+        send_upgrade(g, c);
 }
 
 /* ws_open sends the protocol's setup on a freshly opened WebSocket. */
@@ -754,8 +851,64 @@ static void handshake_input(struct lg *g, struct lg_conn *c)
         td_buf_free(&c->in);
 }
 
+/* conn_input handles n bytes just read into g->rbuf. */
+static void conn_input(struct lg *g, struct lg_conn *c, size_t n)
+{
+    if (c->state == LG_ST_HANDSHAKE) {
+        td_buf_append(&c->in, g->rbuf, n);
+        handshake_input(g, c);
+    } else if (c->in.len > 0) {
+        td_buf_append(&c->in, g->rbuf, n);
+        size_t used = ws_parse(g, c, c->in.data, c->in.len);
+        td_buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            td_buf_free(&c->in);
+    } else {
+        size_t used = ws_parse(g, c, g->rbuf, n);
+        if (used < n)
+            td_buf_append(&c->in, g->rbuf + used, n - used);
+    }
+}
+
+/* tls_readable reads records until GnuTLS needs more from the socket (or the shared buffer
+ * is full, then handles it and goes on). What arrived before a close or an error is handled
+ * first, so a close frame's reason is reported. */
+static void tls_readable(struct lg *g, struct lg_conn *c)
+{
+    for (;;) {
+        size_t n = 0;
+        ssize_t r = 0;
+        while (n < LG_READ_BUF) {
+            r = gnutls_record_recv(c->tls, g->rbuf + n, LG_READ_BUF - n);
+            if (r > 0)
+                n += (size_t)r;
+            else if (r != GNUTLS_E_INTERRUPTED && r != GNUTLS_E_WARNING_ALERT_RECEIVED)
+                break;
+        }
+        g->now = lg_now();
+        if (n > 0)
+            conn_input(g, c, n);
+        if (r == GNUTLS_E_AGAIN)
+            break;
+        if (r <= 0) {
+            if (g->closing)
+                return;
+            if (r == 0 || r == GNUTLS_E_PREMATURE_TERMINATION)
+                lg_fail("%s: connection closed by the server%s", conn_name(c),
+                        c->state == LG_ST_HANDSHAKE ? " during the handshake" : "");
+            lg_fail("%s: TLS read: %s", conn_name(c), gnutls_strerror((int)r));
+        }
+    }
+    if (c->out_off < c->out.len)
+        lg_conn_flush(g, c);
+}
+
 static void conn_readable(struct lg *g, struct lg_conn *c)
 {
+    if (c->tls != NULL) {
+        tls_readable(g, c);
+        return;
+    }
     for (;;) {
         ssize_t r = recv(c->fd, g->rbuf, LG_READ_BUF, 0);
         if (r < 0) {
@@ -775,20 +928,7 @@ static void conn_readable(struct lg *g, struct lg_conn *c)
         }
         g->now = lg_now();
         size_t n = (size_t)r;
-        if (c->state == LG_ST_HANDSHAKE) {
-            td_buf_append(&c->in, g->rbuf, n);
-            handshake_input(g, c);
-        } else if (c->in.len > 0) {
-            td_buf_append(&c->in, g->rbuf, n);
-            size_t used = ws_parse(g, c, c->in.data, c->in.len);
-            td_buf_consume(&c->in, used);
-            if (c->in.len == 0)
-                td_buf_free(&c->in);
-        } else {
-            size_t used = ws_parse(g, c, g->rbuf, n);
-            if (used < n)
-                td_buf_append(&c->in, g->rbuf + used, n - used);
-        }
+        conn_input(g, c, n);
         if (n < LG_READ_BUF)
             break;
     }
@@ -838,6 +978,10 @@ void lg_poll(struct lg *g, int timeout_ms)
         uint32_t e = evs[i].events;
         if (c->state == LG_ST_TCP) {
             tcp_connected(g, c);
+            continue;
+        }
+        if (c->state == LG_ST_TLS) {
+            tls_handshake(g, c);
             continue;
         }
         if (e & (EPOLLIN | EPOLLERR | EPOLLHUP))
@@ -915,6 +1059,13 @@ void lg_net_init(struct lg *g)
     memcpy(&g->mask_state, g->key_salt, 4);
     g->mask_state |= 1u; /* xorshift needs a non-zero state */
     g->next_id = 3;      /* 1 is connect, 2 subscribe */
+    if (g->o.tls) {
+        int rv = gnutls_certificate_allocate_credentials(&g->tls_cred);
+        if (rv < 0 || (rv = gnutls_priority_init(&g->tls_prio, NULL, NULL)) < 0)
+            lg_fail("GnuTLS setup: %s", gnutls_strerror(rv));
+        /* no trust store and no gnutls_session_set_verify_cert: the certificate is not
+         * checked (a loopback benchmark against a self-signed tandem gencert) */
+    }
     uint32_t n = g->o.subs + 1;
     g->conns = td_xcalloc(n, sizeof(*g->conns));
     for (uint32_t i = 0; i < n; i++) {
@@ -942,6 +1093,9 @@ void lg_net_free(struct lg *g)
             (void)setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lin, sizeof(lin));
             close(c->fd);
         }
+        if (c->tls != NULL)
+            gnutls_deinit(c->tls);
+        c->tls = NULL;
         td_buf_free(&c->in);
         td_buf_free(&c->out);
         td_buf_free(&c->frag);
@@ -952,6 +1106,12 @@ void lg_net_free(struct lg *g)
     free(g->rbuf);
     free(g->payload_buf);
     td_buf_free(&g->scratch);
+    if (g->tls_cred != NULL)
+        gnutls_certificate_free_credentials(g->tls_cred);
+    if (g->tls_prio != NULL)
+        gnutls_priority_deinit(g->tls_prio);
+    g->tls_cred = NULL;
+    g->tls_prio = NULL;
     if (g->ep >= 0)
         close(g->ep);
     g->ep = -1;

@@ -55,7 +55,12 @@ static void usage(FILE *f)
             "         --proto centrifuge-json|centrifuge-protobuf|raw|nats\n"
             "         --mode rounds|rate|idle|connect --subs N [--channels C] [--payload BYTES]\n"
             "         [--batch B] [--duration SEC] [--rounds R] [--rate R] [--warmup SEC]\n"
-            "         [--server-pid PID] [--src-ips A,B,...] [--label NAME] [--timeout SEC]\n");
+            "         [--server-pid PID] [--src-ips A,B,...] [--label NAME] [--timeout SEC]\n"
+            "         [--tls]\n"
+            "\n"
+            "  --tls  wss: every connection (subscribers and publisher) does a TLS handshake\n"
+            "         (GnuTLS, ALPN http/1.1) before the WebSocket upgrade. The server's\n"
+            "         certificate is NOT verified: this is a loopback benchmark tool.\n");
 }
 
 static uint64_t arg_uint(const char *name, const char *s, uint64_t min, uint64_t max)
@@ -119,6 +124,7 @@ static void parse_opts(struct lg_opts *o, int argc, char **argv)
         O_SRC,
         O_LABEL,
         O_TIMEOUT,
+        O_TLS,
         O_HELP
     };
     static const struct option opts[] = {
@@ -139,6 +145,7 @@ static void parse_opts(struct lg_opts *o, int argc, char **argv)
         {"src-ips", required_argument, NULL, O_SRC},
         {"label", required_argument, NULL, O_LABEL},
         {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"tls", no_argument, NULL, O_TLS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -225,6 +232,9 @@ static void parse_opts(struct lg_opts *o, int argc, char **argv)
             break;
         case O_TIMEOUT:
             o->timeout = arg_double("--timeout", optarg, 0.001);
+            break;
+        case O_TLS:
+            o->tls = true;
             break;
         case O_HELP:
             usage(stdout);
@@ -663,6 +673,8 @@ static void report(const struct lg *g, const struct result *r)
     td_buf_append_byte(&b, '{');
     j_str(&b, "label", o->label);
     j_str(&b, "proto", proto_names[o->proto]);
+    j_key(&b, "tls");
+    td_buf_append_str(&b, o->tls ? "true" : "false");
     j_str(&b, "mode", mode_names[o->mode]);
     j_u64(&b, "subs", true, o->subs);
     j_u64(&b, "channels", true, o->channels);

@@ -4,18 +4,27 @@
  *
  * Three parts:
  *   lg_hist.c   latency histogram (log buckets, < 1% error)
- *   lg_net.c    connections: non-blocking connect, HTTP upgrade, RFC 6455 client framing, the
- *               four pub/sub protocols, delivery detection, the epoll step
+ *   lg_net.c    connections: non-blocking connect, optional TLS (--tls), HTTP upgrade,
+ *               RFC 6455 client framing, the four pub/sub protocols, delivery detection,
+ *               the epoll step
  *   loadgen.c   command line, the four modes, the JSON report
  *
  * Every connection, subscriber or publisher, goes through the same states:
  *
  *   TCP        connect() in progress; registered for EPOLLOUT only
+ *   TLS        --tls only: GnuTLS client handshake in progress on the non-blocking socket;
+ *              registered for the direction GnuTLS is waiting on
  *   HANDSHAKE  upgrade request sent; the response accumulates in in until "\r\n\r\n"
  *   PROTO      WebSocket open, protocol setup sent (connect/subscribe, CONNECT/SUB/PING);
  *              waiting for the acknowledgement (centrifuge reply id 2, or id 1 for the
  *              publisher; NATS PONG). Raw connections skip this state
  *   READY      counted as set up; every delivery is counted from here on
+ *
+ * With --tls every connection (subscribers and publisher) runs GnuTLS over its socket
+ * (gnutls_record_send/recv; on GNUTLS_E_AGAIN, gnutls_record_get_direction says which
+ * readiness to wait for). The server's certificate is NOT verified: this is a loopback
+ * benchmark tool, not a client anyone should trust with a network. Without --tls, c->tls is
+ * NULL and the plaintext send/recv path is the one it always was.
  *
  * Any failure (refused, rejected, closed by the server, protocol error) ends the process
  * through lg_fail: a benchmark that lost a connection has no result worth reporting.
@@ -33,6 +42,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
+
+#include <gnutls/gnutls.h>
 
 #include "core/td_buf.h"
 
@@ -53,6 +64,7 @@ enum lg_mode {
 enum lg_state {
     LG_ST_NEW,
     LG_ST_TCP,
+    LG_ST_TLS,
     LG_ST_HANDSHAKE,
     LG_ST_PROTO,
     LG_ST_READY,
@@ -89,12 +101,15 @@ struct lg_conn {
     uint8_t frag_op;  /* opcode of a fragmented message in progress, else 0 */
     bool is_pub;
     bool nats_connect_sent;
-    size_t out_off;     /* bytes of out already written */
-    uint64_t measured;  /* measured deliveries received */
-    struct td_buf in;   /* handshake head, or the start of a partial frame */
-    struct td_buf out;  /* bytes waiting to be written */
-    struct td_buf frag; /* reassembly of a fragmented message */
-    struct td_buf nats; /* NATS: protocol bytes not yet parsed (partial line or MSG) */
+    size_t out_off;       /* bytes of out already written */
+    size_t tls_retry;     /* --tls: length of a gnutls_record_send that returned EAGAIN (it must
+                           * be repeated with the same length), else 0 */
+    gnutls_session_t tls; /* --tls: the client session; NULL on plaintext */
+    uint64_t measured;    /* measured deliveries received */
+    struct td_buf in;     /* handshake head, or the start of a partial frame */
+    struct td_buf out;    /* bytes waiting to be written */
+    struct td_buf frag;   /* reassembly of a fragmented message */
+    struct td_buf nats;   /* NATS: protocol bytes not yet parsed (partial line or MSG) */
 };
 
 struct lg_opts {
@@ -114,6 +129,7 @@ struct lg_opts {
     double timeout;
     uint64_t rounds; /* 0: no cap */
     int server_pid;  /* 0: none */
+    bool tls;        /* wss: TLS on every connection, certificate not verified */
     struct sockaddr_in *src;
     size_t nsrc;
 };
@@ -125,7 +141,9 @@ struct lg {
     socklen_t addrlen;
     char hostport[300]; /* Host header value */
     uint8_t key_salt[12];
-    uint32_t mask_state; /* xorshift state for frame masking keys */
+    uint32_t mask_state;                       /* xorshift state for frame masking keys */
+    gnutls_certificate_credentials_t tls_cred; /* --tls: empty client credentials */
+    gnutls_priority_t tls_prio;                /* --tls: GnuTLS's default priorities */
 
     struct lg_conn *conns; /* subs + 1 entries; the last is the publisher */
     uint32_t started;      /* subscriber connections started */
