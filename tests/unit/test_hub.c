@@ -559,8 +559,8 @@ TD_TEST(hub_datagram_namespace_uses_send_datagram)
     char err[256];
     const char *text = "{\"client\":{\"insecure\":true},\"channel\":{\"namespaces\":[{\"name\":"
                        "\"dg\",\"datagrams\":true},{\"name\":\"plain\"}]}}";
-    TD_REQUIRE(td_config_load_text(&cfg, "test", text, strlen(text), err, sizeof(err), NULL, NULL) ==
-               0);
+    TD_REQUIRE(
+        td_config_load_text(&cfg, "test", text, strlen(text), err, sizeof(err), NULL, NULL) == 0);
     struct td_hub hub;
     td_hub_init(&hub, &cfg);
     struct dgram_transport wt;
@@ -591,8 +591,7 @@ TD_TEST(hub_datagram_namespace_uses_send_datagram)
     TD_CHECK(strstr(fake_last(&wt.f), "\"v\":2") != NULL);
     /* other namespaces never use datagrams */
     wt.refuse = false;
-    TD_CHECK(td_hub_publish(&hub, S("plain:x"), S("{\"v\":3}"), NULL, 0, &res) ==
-             0);
+    TD_CHECK(td_hub_publish(&hub, S("plain:x"), S("{\"v\":3}"), NULL, 0, &res) == 0);
     TD_CHECK_EQ_INT(wt.ndgrams, 1);
     TD_CHECK_EQ_INT(wt.f.nsent, 2);
 
