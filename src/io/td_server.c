@@ -328,6 +328,15 @@ static void server_store_close(struct td_server *srv)
     srv->hub.store.submit = NULL;
 }
 
+/* Releases the TCP TLS context when td_server_start fails after creating it. */
+static void server_tls_free(struct td_server *srv)
+{
+    td_tls_ctx_del(srv->tls);
+    srv->tls = NULL;
+    free(srv->tls_plain);
+    srv->tls_plain = NULL;
+}
+
 int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_config *cfg)
 {
     memset(srv, 0, sizeof(*srv));
@@ -357,6 +366,7 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
         if (srv->hub.keys == NULL) {
             td_log_error("bad token key in client.token", "err=\"%s\"", err);
             td_hub_free(&srv->hub);
+            server_tls_free(srv);
             return TD_EINVAL;
         }
     }
@@ -376,6 +386,7 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
         srv->yrooms = NULL;
         td_hub_free(&srv->hub);
         td_store_close(srv->store);
+        server_tls_free(srv);
         return rv;
     }
     struct sockaddr_storage addr;
@@ -385,6 +396,7 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
     if (rv != 0) {
         td_log_error("invalid address", "address=%s", cfg->address);
         server_store_close(srv);
+        server_tls_free(srv);
         return rv;
     }
     uv_tcp_init(loop, &srv->listener);
@@ -397,6 +409,7 @@ int td_server_start(struct td_server *srv, uv_loop_t *loop, const struct td_conf
                      uv_strerror(rv));
         uv_close((uv_handle_t *)&srv->listener, NULL);
         server_store_close(srv);
+        server_tls_free(srv);
         return rv;
     }
     struct sockaddr_storage bound;
