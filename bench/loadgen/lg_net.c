@@ -40,24 +40,6 @@
 static const char nats_connect[] =
     "CONNECT {\"verbose\":false,\"pedantic\":false,\"protocol\":1}\r\n";
 
-uint64_t lg_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void lg_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("td_loadgen: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
 /* conn_name describes c for error messages (static buffer: used right before exiting). */
 static const char *conn_name(const struct lg_conn *c)
 {
@@ -70,39 +52,9 @@ static const char *conn_name(const struct lg_conn *c)
 
 /* ---- WebSocket client frames ---- */
 
-static uint32_t next_mask(struct lg *g)
-{
-    uint32_t x = g->mask_state; /* xorshift32: the key must vary, it need not be strong */
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    g->mask_state = x;
-    return x;
-}
-
-/* ws_append appends one masked frame (FIN set) carrying p[0..n) to out. */
-static void ws_append(struct lg *g, struct td_buf *out, uint8_t opcode, const void *p, size_t n)
-{
-    uint8_t h[TD_WS_MAX_HEADER];
-    size_t hl = td_ws_frame_header(h, true, opcode, n);
-    h[1] |= 0x80;
-    uint32_t m = next_mask(g);
-    memcpy(h + hl, &m, 4);
-    const uint8_t *key = h + hl;
-    hl += 4;
-    td_buf_reserve(out, hl + n);
-    uint8_t *dst = out->data + out->len;
-    memcpy(dst, h, hl);
-    dst += hl;
-    const uint8_t *src = p;
-    for (size_t i = 0; i < n; i++)
-        dst[i] = (uint8_t)(src[i] ^ key[i & 3]);
-    out->len += hl + n;
-}
-
 static void ws_send(struct lg *g, struct lg_conn *c, uint8_t opcode, const void *p, size_t n)
 {
-    ws_append(g, &c->out, opcode, p, n);
+    lg_ws_append(&c->out, &g->mask_state, opcode, p, n);
 }
 
 /* ---- connection state ---- */
@@ -146,54 +98,16 @@ static void on_reply(struct lg *g, struct lg_conn *c, uint64_t id, const char *e
 
 /* ---- deliveries ---- */
 
-static const uint8_t *parse_u64(const uint8_t *p, const uint8_t *end, uint64_t *out)
-{
-    const uint8_t *start = p;
-    uint64_t v = 0;
-    while (p < end && *p >= '0' && *p <= '9' && p - start < 19) {
-        v = v * 10u + (uint64_t)(*p - '0');
-        p++;
-    }
-    if (p == start)
-        return NULL;
-    *out = v;
-    return p;
-}
-
-/*
- * scan_deliveries counts every publication payload in p[0..n): each starts with
- * {"t":T,"s":S. After a match the scan skips the rest of the payload (its padding cannot
- * contain the prefix), so a message costs one memmem per publication it carries.
- */
+/* scan_deliveries counts the publication payloads in p[0..n) (lg_scan_deliveries) and
+ * credits them to g and c. */
 static uint32_t scan_deliveries(struct lg *g, struct lg_conn *c, const uint8_t *p, size_t n)
 {
-    const uint8_t *end = p + n;
-    uint32_t found = 0;
-    while (end - p >= 5) {
-        const uint8_t *m = memmem(p, (size_t)(end - p), "{\"t\":", 5);
-        if (m == NULL)
-            break;
-        uint64_t t, s;
-        const uint8_t *q = parse_u64(m + 5, end, &t);
-        if (q == NULL || end - q < 5 || memcmp(q, ",\"s\":", 5) != 0 ||
-            (q = parse_u64(q + 5, end, &s)) == NULL) {
-            p = m + 5;
-            continue;
-        }
-        found++;
-        g->deliveries_all++;
-        if (s >= g->measure_seq0) {
-            g->deliveries_measured++;
-            c->measured++;
-            uint64_t sent = g->t0 + t;
-            lg_hist_add(&g->hist, g->now > sent ? (g->now - sent) / 1000u : 0);
-        }
-        /* skip the rest of this payload when it lies within p[0..n) */
-        if ((size_t)(end - m) >= g->o.payload && m + g->o.payload > q)
-            p = m + g->o.payload;
-        else
-            p = q;
-    }
+    uint32_t measured = 0;
+    uint32_t found =
+        lg_scan_deliveries(p, n, g->o.payload, g->measure_seq0, g->t0, g->now, &g->hist, &measured);
+    g->deliveries_all += found;
+    g->deliveries_measured += measured;
+    c->measured += measured;
     if (found)
         g->last_progress = g->now;
     return found;
@@ -218,7 +132,7 @@ static void json_line(struct lg *g, struct lg_conn *c, const uint8_t *p, size_t 
     }
     if (n > 6 && memcmp(p, "{\"id\":", 6) == 0) {
         uint64_t id = 0;
-        if (parse_u64(p + 6, p + n, &id) == NULL)
+        if (lg_parse_u64(p + 6, p + n, &id) == NULL)
             lg_fail("%s: malformed reply %.*s", conn_name(c), (int)(n > 200 ? 200 : n), p);
         const uint8_t *e = memmem(p, n, "\"error\":", 8);
         if (e != NULL)
@@ -415,7 +329,7 @@ static bool last_number(const uint8_t *line, size_t n, uint64_t *out)
     size_t i = n;
     while (i > 0 && line[i - 1] != ' ')
         i--;
-    const uint8_t *e = parse_u64(line + i, line + n, out);
+    const uint8_t *e = lg_parse_u64(line + i, line + n, out);
     return e == line + n;
 }
 
@@ -556,24 +470,14 @@ static size_t ws_parse(struct lg *g, struct lg_conn *c, const uint8_t *p, size_t
 {
     size_t off = 0;
     while (n - off >= 2) {
-        uint8_t b0 = p[off], b1 = p[off + 1];
-        if (b1 & 0x80u)
+        uint8_t b0 = p[off];
+        size_t hl;
+        uint64_t len;
+        int h = lg_ws_frame_head(p + off, n - off, &hl, &len);
+        if (h < 0)
             lg_fail("%s: server frame is masked", conn_name(c));
-        uint64_t len = b1 & 0x7Fu;
-        size_t hl = 2;
-        if (len == 126) {
-            if (n - off < 4)
-                break;
-            len = (uint64_t)p[off + 2] << 8 | p[off + 3];
-            hl = 4;
-        } else if (len == 127) {
-            if (n - off < 10)
-                break;
-            len = 0;
-            for (size_t i = 0; i < 8; i++)
-                len = len << 8 | p[off + 2 + i];
-            hl = 10;
-        }
+        if (h == 0)
+            break;
         if (len > LG_MAX_MESSAGE)
             lg_fail("%s: frame of %" PRIu64 " bytes is above the %d cap", conn_name(c), len,
                     LG_MAX_MESSAGE);

@@ -46,6 +46,7 @@
 #include <gnutls/gnutls.h>
 
 #include "core/td_buf.h"
+#include "lg_util.h" /* lg_now, lg_fail and the rest of the shared scaffolding */
 
 enum lg_proto {
     LG_PROTO_JSON,
@@ -172,12 +173,6 @@ struct lg {
     struct td_buf scratch; /* message being built */
     char *payload_buf;
 };
-
-/* lg_now returns CLOCK_MONOTONIC in nanoseconds. */
-uint64_t lg_now(void);
-
-/* lg_fail prints "td_loadgen: <reason>" on stderr and exits with status 1. */
-_Noreturn void lg_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* lg_net_init prepares g's sockets side (epoll, read buffer, salt); call once after the
  * options are parsed and g->addr is set. */

@@ -45,26 +45,6 @@ struct result {
     double setup_s;
 };
 
-/* ---- what loadgen.h declares (lg_hist.c needs nothing else) ---- */
-
-uint64_t lg_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void lg_fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("td_wtload: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
 /* ---- command line ---- */
 
 static void usage(FILE *f)
@@ -84,47 +64,6 @@ static void usage(FILE *f)
             "The server's TLS certificate is NOT verified: a benchmark tool for loopback only.\n"
             "A server that allows 100 QUIC connections per address needs --src-ips\n"
             "(127.0.0.1,127.0.0.2,... - any 127/8 address works on Linux loopback).\n");
-}
-
-static uint64_t arg_uint(const char *name, const char *s, uint64_t min, uint64_t max)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-        lg_fail("%s: expected an integer in %" PRIu64 "..%" PRIu64 ", got '%s'", name, min, max, s);
-    return v;
-}
-
-static double arg_double(const char *name, const char *s, double min)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno != 0 || end == s || *end != '\0' || !isfinite(v) || v < min)
-        lg_fail("%s: expected a number >= %g, got '%s'", name, min, s);
-    return v;
-}
-
-static void parse_src_ips(struct wl_opts *o, const char *list)
-{
-    char *copy = td_xstrdup(list), *save = NULL;
-    size_t cap = 0;
-    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
-        if (o->nsrc == cap) {
-            cap = cap ? cap * 2 : 4;
-            o->src = td_xrealloc(o->src, cap * sizeof(*o->src));
-        }
-        struct sockaddr_in *a = &o->src[o->nsrc];
-        memset(a, 0, sizeof(*a));
-        a->sin_family = AF_INET;
-        if (inet_pton(AF_INET, tok, &a->sin_addr) != 1)
-            lg_fail("--src-ips: '%s' is not an IPv4 address", tok);
-        o->nsrc++;
-    }
-    free(copy);
-    if (o->nsrc == 0)
-        lg_fail("--src-ips: empty list");
 }
 
 static void parse_opts(struct wl_opts *o, int argc, char **argv)
@@ -186,11 +125,11 @@ static void parse_opts(struct wl_opts *o, int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (opt) {
         case O_PORT:
-            arg_uint("--port", optarg, 1, 65535);
+            lg_arg_uint("--port", optarg, 1, 65535);
             o->port = optarg;
             break;
         case O_WS_PORT:
-            arg_uint("--ws-port", optarg, 1, 65535);
+            lg_arg_uint("--ws-port", optarg, 1, 65535);
             o->ws_port = optarg;
             break;
         case O_HOST:
@@ -214,40 +153,40 @@ static void parse_opts(struct wl_opts *o, int argc, char **argv)
                 lg_fail("--mode: unknown mode '%s' (rate or rounds)", optarg);
             break;
         case O_SUBS:
-            o->subs = (uint32_t)arg_uint("--subs", optarg, 1, 1000000);
+            o->subs = (uint32_t)lg_arg_uint("--subs", optarg, 1, 1000000);
             break;
         case O_CHANNELS:
-            o->channels = (uint32_t)arg_uint("--channels", optarg, 1, 1000000);
+            o->channels = (uint32_t)lg_arg_uint("--channels", optarg, 1, 1000000);
             break;
         case O_PAYLOAD:
-            o->payload = (uint32_t)arg_uint("--payload", optarg, 16, 1 << 20);
+            o->payload = (uint32_t)lg_arg_uint("--payload", optarg, 16, 1 << 20);
             break;
         case O_BATCH:
-            o->batch = (uint32_t)arg_uint("--batch", optarg, 1, 100000);
+            o->batch = (uint32_t)lg_arg_uint("--batch", optarg, 1, 100000);
             break;
         case O_DURATION:
-            o->duration = arg_double("--duration", optarg, 0.01);
+            o->duration = lg_arg_double("--duration", optarg, 0.01);
             break;
         case O_ROUNDS:
-            o->rounds = arg_uint("--rounds", optarg, 1, UINT64_MAX);
+            o->rounds = lg_arg_uint("--rounds", optarg, 1, UINT64_MAX);
             break;
         case O_RATE:
-            o->rate = arg_double("--rate", optarg, 0.001);
+            o->rate = lg_arg_double("--rate", optarg, 0.001);
             break;
         case O_WARMUP:
-            o->warmup = arg_double("--warmup", optarg, 0);
+            o->warmup = lg_arg_double("--warmup", optarg, 0);
             break;
         case O_PID:
-            o->server_pid = (int)arg_uint("--server-pid", optarg, 1, INT32_MAX);
+            o->server_pid = (int)lg_arg_uint("--server-pid", optarg, 1, INT32_MAX);
             break;
         case O_SRC:
-            parse_src_ips(o, optarg);
+            lg_parse_src_ips(&o->src, &o->nsrc, optarg);
             break;
         case O_LABEL:
             o->label = optarg;
             break;
         case O_TIMEOUT:
-            o->timeout = arg_double("--timeout", optarg, 0.1);
+            o->timeout = lg_arg_double("--timeout", optarg, 0.1);
             break;
         case O_HELP:
             usage(stdout);
@@ -275,21 +214,6 @@ static void parse_opts(struct wl_opts *o, int argc, char **argv)
 
 /* ---- environment ---- */
 
-static void raise_nofile(uint32_t subs)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
-        lg_fail("getrlimit: %s", strerror(errno));
-    if (rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            lg_fail("setrlimit: %s", strerror(errno));
-    }
-    if ((uint64_t)subs + 10 > (uint64_t)rl.rlim_cur)
-        lg_fail("--subs %" PRIu32 " needs about %" PRIu64 " open files but the limit is %llu", subs,
-                (uint64_t)subs + 10, (unsigned long long)rl.rlim_cur);
-}
-
 static void resolve_one(const char *host, const char *port, int socktype,
                         struct sockaddr_storage *out, socklen_t *outlen)
 {
@@ -316,55 +240,6 @@ static void resolve(struct wl *g)
         snprintf(g->authority, sizeof(g->authority), "%s:%s", g->o.host, g->o.port);
     }
     snprintf(g->origin, sizeof(g->origin), "https://%s", g->authority);
-}
-
-struct srv_sample {
-    double cpu_s;
-    long rss_kb;
-};
-
-/* srv_sample reads the server's CPU time (utime + stime, all threads) and VmRSS. */
-static bool srv_sample(int pid, struct srv_sample *s)
-{
-    if (pid <= 0)
-        return false;
-    char path[64], buf[4096];
-    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        lg_fail("--server-pid: cannot read %s: %s", path, strerror(errno));
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* utime and stime are fields 14 and 15 */
-    unsigned long long ut = 0, st = 0;
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        lg_fail("--server-pid: cannot parse %s", path);
-    s->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-    snprintf(path, sizeof(path), "/proc/%d/status", pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        lg_fail("--server-pid: cannot read %s: %s", path, strerror(errno));
-    s->rss_kb = -1;
-    while (fgets(buf, sizeof(buf), f) != NULL)
-        if (strncmp(buf, "VmRSS:", 6) == 0)
-            s->rss_kb = strtol(buf + 6, NULL, 10);
-    fclose(f);
-    return true;
-}
-
-static double self_cpu(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-}
-
-static uint64_t secs_ns(double s)
-{
-    return (uint64_t)(s * 1e9);
 }
 
 /* ---- the loop ---- */
@@ -395,7 +270,7 @@ void wl_poll(struct wl *g, int max_ms)
 
 static void check_stall(struct wl *g, const char *what)
 {
-    if (g->now - g->last_progress <= secs_ns(g->o.timeout))
+    if (g->now - g->last_progress <= lg_secs_ns(g->o.timeout))
         return;
     uint32_t st[WL_ST_READY + 1] = {0};
     for (uint32_t i = 0; i < g->o.subs; i++)
@@ -437,7 +312,7 @@ static void setup_pub(struct wl *g)
 
 static void poll_for(struct wl *g, double secs)
 {
-    uint64_t until = lg_now() + secs_ns(secs);
+    uint64_t until = lg_now() + lg_secs_ns(secs);
     g->now = lg_now();
     while (g->now < until) {
         uint64_t left_ms = (until - g->now) / 1000000u;
@@ -484,8 +359,8 @@ static void run_rate(struct wl *g, struct result *r)
         seq_end++;
     g->measure_seq0 = seq_meas;
     uint64_t t_start = lg_now(), t_meas = t_start, t_last = t_start;
-    struct srv_sample s0 = {0}, s1 = {0};
-    double cpu0 = self_cpu();
+    struct lg_srv_sample s0 = {0}, s1 = {0};
+    double cpu0 = lg_self_cpu();
     uint32_t ch = 0;
     while (g->seq < seq_end) {
         uint64_t now = lg_now();
@@ -495,8 +370,8 @@ static void run_rate(struct wl *g, struct result *r)
         bool sent = false;
         while (g->seq < due) {
             if (g->seq == seq_meas) {
-                r->has_cpu = srv_sample(o->server_pid, &s0);
-                cpu0 = self_cpu();
+                r->has_cpu = lg_srv_sample(o->server_pid, &s0);
+                cpu0 = lg_self_cpu();
                 t_meas = now;
             }
             if (g->seq >= seq_meas)
@@ -512,9 +387,9 @@ static void run_rate(struct wl *g, struct result *r)
         wl_poll(g, 1);
     }
     /* CPU is sampled when the last publication is sent, as td_loadgen does. */
-    r->loadgen_cpu = self_cpu() - cpu0;
+    r->loadgen_cpu = lg_self_cpu() - cpu0;
     if (r->has_cpu) {
-        srv_sample(o->server_pid, &s1);
+        lg_srv_sample(o->server_pid, &s1);
         r->server_cpu = s1.cpu_s - s0.cpu_s;
         r->rss_before = s0.rss_kb;
         r->rss_after = s1.rss_kb;
@@ -522,7 +397,7 @@ static void run_rate(struct wl *g, struct result *r)
     uint64_t expected = 0;
     for (uint32_t c = 0; c < o->channels; c++)
         expected += chan_pubs[c] * subs_on_channel(g, c);
-    uint64_t deadline = lg_now() + secs_ns(o->timeout);
+    uint64_t deadline = lg_now() + lg_secs_ns(o->timeout);
     g->now = lg_now();
     while (g->deliveries_measured < expected && g->now < deadline)
         wl_poll(g, 10);
@@ -544,19 +419,19 @@ static void run_rounds(struct wl *g, struct result *r)
     uint64_t want = g->deliveries_all;
     uint64_t t_start = lg_now(), t_meas = 0, rounds = 0, warm_rounds = 0;
     bool measuring = false;
-    struct srv_sample s0 = {0}, s1 = {0};
+    struct lg_srv_sample s0 = {0}, s1 = {0};
     double cpu0 = 0;
     for (;;) {
         uint64_t now = lg_now();
-        if (!measuring && now - t_start >= secs_ns(o->warmup)) {
+        if (!measuring && now - t_start >= lg_secs_ns(o->warmup)) {
             measuring = true;
             g->measure_seq0 = g->seq;
-            r->has_cpu = srv_sample(o->server_pid, &s0);
-            cpu0 = self_cpu();
+            r->has_cpu = lg_srv_sample(o->server_pid, &s0);
+            cpu0 = lg_self_cpu();
             t_meas = now = lg_now();
         }
         if (measuring &&
-            (now - t_meas >= secs_ns(o->duration) || (o->rounds > 0 && rounds >= o->rounds)))
+            (now - t_meas >= lg_secs_ns(o->duration) || (o->rounds > 0 && rounds >= o->rounds)))
             break;
         for (uint32_t b = 0; b < o->batch; b++)
             for (uint32_t ch = 0; ch < o->channels; ch++) {
@@ -569,7 +444,7 @@ static void run_rounds(struct wl *g, struct result *r)
         g->now = g->last_progress = now;
         while (g->deliveries_all < want) {
             wl_poll(g, 50);
-            if (g->now - g->last_progress > secs_ns(o->timeout))
+            if (g->now - g->last_progress > lg_secs_ns(o->timeout))
                 lg_fail("round %" PRIu64 " stalled for %.1f s: %" PRIu64 " of %" PRIu64
                         " deliveries arrived",
                         warm_rounds + rounds + 1, o->timeout,
@@ -581,9 +456,9 @@ static void run_rounds(struct wl *g, struct result *r)
             warm_rounds++;
     }
     uint64_t t_end = lg_now();
-    r->loadgen_cpu = self_cpu() - cpu0;
+    r->loadgen_cpu = lg_self_cpu() - cpu0;
     if (r->has_cpu) {
-        srv_sample(o->server_pid, &s1);
+        lg_srv_sample(o->server_pid, &s1);
         r->server_cpu = s1.cpu_s - s0.cpu_s;
         r->rss_before = s0.rss_kb;
         r->rss_after = s1.rss_kb;
@@ -601,48 +476,6 @@ static void run_rounds(struct wl *g, struct result *r)
 
 /* ---- report ---- */
 
-static void j_key(struct td_buf *b, const char *k)
-{
-    td_buf_appendf(b, "%s\"%s\":", b->len > 1 ? "," : "", k);
-}
-
-static void j_str(struct td_buf *b, const char *k, const char *v)
-{
-    j_key(b, k);
-    if (v == NULL) {
-        td_buf_append_str(b, "null");
-        return;
-    }
-    td_buf_append_byte(b, '"');
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            td_buf_appendf(b, "\\%c", *p);
-        else if (*p < 0x20)
-            td_buf_appendf(b, "\\u%04x", *p);
-        else
-            td_buf_append_byte(b, *p);
-    }
-    td_buf_append_byte(b, '"');
-}
-
-static void j_u64(struct td_buf *b, const char *k, bool valid, uint64_t v)
-{
-    j_key(b, k);
-    if (valid)
-        td_buf_appendf(b, "%" PRIu64, v);
-    else
-        td_buf_append_str(b, "null");
-}
-
-static void j_num(struct td_buf *b, const char *k, bool valid, double v, int prec)
-{
-    j_key(b, k);
-    if (valid && isfinite(v))
-        td_buf_appendf(b, "%.*f", prec, v);
-    else
-        td_buf_append_str(b, "null");
-}
-
 static void report(const struct wl *g, const struct result *r)
 {
     const struct wl_opts *o = &g->o;
@@ -651,29 +484,30 @@ static void report(const struct wl *g, const struct result *r)
     struct td_buf b;
     td_buf_init(&b);
     td_buf_append_byte(&b, '{');
-    j_str(&b, "label", o->label);
-    j_str(&b, "proto", "webtransport");
-    j_str(&b, "mode", o->mode == WL_MODE_RATE ? "rate" : "rounds");
-    j_u64(&b, "subs", true, o->subs);
-    j_u64(&b, "channels", true, o->channels);
-    j_u64(&b, "payload", true, o->payload);
-    j_u64(&b, "batch", o->mode == WL_MODE_ROUNDS, o->batch);
-    j_u64(&b, "publications", pubs, r->publications);
-    j_u64(&b, "deliveries", pubs, r->deliveries);
-    j_u64(&b, "expected_deliveries", pubs, r->expected);
-    j_num(&b, "seconds", true, r->seconds, 3);
-    j_num(&b, "deliveries_per_s", pubs && r->seconds > 0, (double)r->deliveries / r->seconds, 0);
-    j_num(&b, "server_cpu_s", r->has_cpu, r->server_cpu, 2);
-    j_num(&b, "deliveries_per_cpu_s", pubs && cpu, (double)r->deliveries / r->server_cpu, 0);
-    j_u64(&b, "lat_p50_us", lat, lg_hist_quantile(&g->hist, 0.5));
-    j_u64(&b, "lat_p99_us", lat, lg_hist_quantile(&g->hist, 0.99));
-    j_u64(&b, "lat_p999_us", lat, lg_hist_quantile(&g->hist, 0.999));
-    j_u64(&b, "lat_max_us", lat, g->hist.max);
-    j_u64(&b, "rss_before_kb", r->has_cpu, (uint64_t)r->rss_before);
-    j_u64(&b, "rss_after_kb", r->has_cpu, (uint64_t)r->rss_after);
-    j_num(&b, "setup_s", true, r->setup_s, 3);
-    j_u64(&b, "errors", true, r->errors);
-    j_num(&b, "loadgen_cpu_s", true, r->loadgen_cpu, 2);
+    lg_json_str(&b, "label", o->label);
+    lg_json_str(&b, "proto", "webtransport");
+    lg_json_str(&b, "mode", o->mode == WL_MODE_RATE ? "rate" : "rounds");
+    lg_json_u64(&b, "subs", true, o->subs);
+    lg_json_u64(&b, "channels", true, o->channels);
+    lg_json_u64(&b, "payload", true, o->payload);
+    lg_json_u64(&b, "batch", o->mode == WL_MODE_ROUNDS, o->batch);
+    lg_json_u64(&b, "publications", pubs, r->publications);
+    lg_json_u64(&b, "deliveries", pubs, r->deliveries);
+    lg_json_u64(&b, "expected_deliveries", pubs, r->expected);
+    lg_json_num(&b, "seconds", true, r->seconds, 3);
+    lg_json_num(&b, "deliveries_per_s", pubs && r->seconds > 0, (double)r->deliveries / r->seconds,
+                0);
+    lg_json_num(&b, "server_cpu_s", r->has_cpu, r->server_cpu, 2);
+    lg_json_num(&b, "deliveries_per_cpu_s", pubs && cpu, (double)r->deliveries / r->server_cpu, 0);
+    lg_json_u64(&b, "lat_p50_us", lat, lg_hist_quantile(&g->hist, 0.5));
+    lg_json_u64(&b, "lat_p99_us", lat, lg_hist_quantile(&g->hist, 0.99));
+    lg_json_u64(&b, "lat_p999_us", lat, lg_hist_quantile(&g->hist, 0.999));
+    lg_json_u64(&b, "lat_max_us", lat, g->hist.max);
+    lg_json_u64(&b, "rss_before_kb", r->has_cpu, (uint64_t)r->rss_before);
+    lg_json_u64(&b, "rss_after_kb", r->has_cpu, (uint64_t)r->rss_after);
+    lg_json_num(&b, "setup_s", true, r->setup_s, 3);
+    lg_json_u64(&b, "errors", true, r->errors);
+    lg_json_num(&b, "loadgen_cpu_s", true, r->loadgen_cpu, 2);
     td_buf_append_str(&b, "}\n");
     fwrite(b.data, 1, b.len, stdout);
     fflush(stdout);
@@ -683,10 +517,11 @@ static void report(const struct wl *g, const struct result *r)
 int main(int argc, char **argv)
 {
     struct wl *g = &G;
+    lg_set_prog("td_wtload");
     g->ep = -1;
     g->pub.fd = -1;
     parse_opts(&g->o, argc, argv);
-    raise_nofile(g->o.subs);
+    lg_raise_nofile(g->o.subs);
     resolve(g);
     signal(SIGPIPE, SIG_IGN);
     if (gnutls_global_init() != 0)

@@ -24,36 +24,6 @@
 
 static uint32_t mask_state = 0x9e3779b9u;
 
-static uint32_t next_mask(void)
-{
-    uint32_t x = mask_state;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    mask_state = x;
-    return x;
-}
-
-/* ws_append appends one masked text frame carrying p[0..n) to out. */
-static void ws_append(struct td_buf *out, uint8_t opcode, const void *p, size_t n)
-{
-    uint8_t h[TD_WS_MAX_HEADER];
-    size_t hl = td_ws_frame_header(h, true, opcode, n);
-    h[1] |= 0x80;
-    uint32_t m = next_mask();
-    memcpy(h + hl, &m, 4);
-    const uint8_t *key = h + hl;
-    hl += 4;
-    td_buf_reserve(out, hl + n);
-    uint8_t *dst = out->data + out->len;
-    memcpy(dst, h, hl);
-    dst += hl;
-    const uint8_t *src = p;
-    for (size_t i = 0; i < n; i++)
-        dst[i] = (uint8_t)(src[i] ^ key[i & 3]);
-    out->len += hl + n;
-}
-
 static void pub_epoll(struct wl *g, bool want_out)
 {
     struct wl_pub *p = &g->pub;
@@ -124,32 +94,18 @@ void wl_pub_start(struct wl *g)
     wl_pub_flush(g);
 }
 
-static const uint8_t *parse_u64(const uint8_t *p, const uint8_t *end, uint64_t *out)
-{
-    const uint8_t *start = p;
-    uint64_t v = 0;
-    while (p < end && *p >= '0' && *p <= '9' && p - start < 19) {
-        v = v * 10u + (uint64_t)(*p - '0');
-        p++;
-    }
-    if (p == start)
-        return NULL;
-    *out = v;
-    return p;
-}
-
 static void pub_line(struct wl *g, const uint8_t *p, size_t n)
 {
     struct wl_pub *pb = &g->pub;
     if (n == 0)
         return;
     if (n == 2 && p[0] == '{' && p[1] == '}') {
-        ws_append(&pb->out, TD_WS_OP_TEXT, "{}", 2);
+        lg_ws_append(&pb->out, &mask_state, TD_WS_OP_TEXT, "{}", 2);
         return;
     }
     if (n > 6 && memcmp(p, "{\"id\":", 6) == 0) {
         uint64_t id = 0;
-        parse_u64(p + 6, p + n, &id);
+        lg_parse_u64(p + 6, p + n, &id);
         const uint8_t *e = memmem(p, n, "\"error\":", 8);
         if (e != NULL)
             lg_fail("publisher: %s rejected: %.*s", id == 1 ? "connect" : "publish",
@@ -171,24 +127,14 @@ static size_t ws_parse(struct wl *g, const uint8_t *p, size_t n)
 {
     size_t off = 0;
     while (n - off >= 2) {
-        uint8_t b0 = p[off], b1 = p[off + 1];
-        uint64_t len = b1 & 0x7Fu;
-        size_t hl = 2;
-        if (b1 & 0x80u)
+        uint8_t b0 = p[off];
+        size_t hl;
+        uint64_t len;
+        int h = lg_ws_frame_head(p + off, n - off, &hl, &len);
+        if (h < 0)
             lg_fail("publisher: server frame is masked");
-        if (len == 126) {
-            if (n - off < 4)
-                break;
-            len = (uint64_t)p[off + 2] << 8 | p[off + 3];
-            hl = 4;
-        } else if (len == 127) {
-            if (n - off < 10)
-                break;
-            len = 0;
-            for (size_t i = 0; i < 8; i++)
-                len = len << 8 | p[off + 2 + i];
-            hl = 10;
-        }
+        if (h == 0)
+            break;
         if (len > (64u << 20))
             lg_fail("publisher: frame of %" PRIu64 " bytes", len);
         if (n - off - hl < len)
@@ -204,7 +150,7 @@ static size_t ws_parse(struct wl *g, const uint8_t *p, size_t n)
                 s = e + 1;
             }
         } else if (op == TD_WS_OP_PING) {
-            ws_append(&g->pub.out, TD_WS_OP_PONG, m, (size_t)len);
+            lg_ws_append(&g->pub.out, &mask_state, TD_WS_OP_PONG, m, (size_t)len);
         } else if (op == TD_WS_OP_CLOSE && !g->closing) {
             lg_fail("publisher: the server closed the WebSocket");
         }
@@ -228,7 +174,7 @@ static void handshake_input(struct wl *g)
     td_buf_consume(&p->in, (size_t)(end - p->in.data) + 4);
     p->state = 2;
     static const char hello[] = "{\"id\":1,\"connect\":{}}";
-    ws_append(&p->out, TD_WS_OP_TEXT, hello, sizeof(hello) - 1);
+    lg_ws_append(&p->out, &mask_state, TD_WS_OP_TEXT, hello, sizeof(hello) - 1);
 }
 
 void wl_pub_event(struct wl *g, uint32_t events)
@@ -286,7 +232,7 @@ void wl_pub_append(struct wl *g, uint32_t ch)
                    g->pub.next_id++, ch);
     td_buf_append(s, pl, size);
     td_buf_append(s, "}}", 2);
-    ws_append(&g->pub.out, TD_WS_OP_TEXT, s->data, s->len);
+    lg_ws_append(&g->pub.out, &mask_state, TD_WS_OP_TEXT, s->data, s->len);
     g->seq++;
 }
 

@@ -149,50 +149,16 @@ static void conn_write(struct wl *g, struct wl_conn *c)
 
 /* ---- deliveries ---- */
 
-static const uint8_t *parse_u64(const uint8_t *p, const uint8_t *end, uint64_t *out)
-{
-    const uint8_t *start = p;
-    uint64_t v = 0;
-    while (p < end && *p >= '0' && *p <= '9' && p - start < 19) {
-        v = v * 10u + (uint64_t)(*p - '0');
-        p++;
-    }
-    if (p == start)
-        return NULL;
-    *out = v;
-    return p;
-}
-
-/* scan_deliveries counts every publication payload {"t":T,"s":S... in p[0..n), the way
- * td_loadgen does (bench/loadgen/lg_net.c). */
+/* scan_deliveries counts the publication payloads in p[0..n) (lg_scan_deliveries, as in
+ * td_loadgen) and credits them to g and c. */
 static uint32_t scan_deliveries(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t n)
 {
-    const uint8_t *end = p + n;
-    uint32_t found = 0;
-    while (end - p >= 5) {
-        const uint8_t *m = memmem(p, (size_t)(end - p), "{\"t\":", 5);
-        if (m == NULL)
-            break;
-        uint64_t t, s;
-        const uint8_t *q = parse_u64(m + 5, end, &t);
-        if (q == NULL || end - q < 5 || memcmp(q, ",\"s\":", 5) != 0 ||
-            (q = parse_u64(q + 5, end, &s)) == NULL) {
-            p = m + 5;
-            continue;
-        }
-        found++;
-        g->deliveries_all++;
-        if (s >= g->measure_seq0) {
-            g->deliveries_measured++;
-            c->measured++;
-            uint64_t sent = g->t0 + t;
-            lg_hist_add(&g->hist, g->now > sent ? (g->now - sent) / 1000u : 0);
-        }
-        if ((size_t)(end - m) >= g->o.payload && m + g->o.payload > q)
-            p = m + g->o.payload;
-        else
-            p = q;
-    }
+    uint32_t measured = 0;
+    uint32_t found =
+        lg_scan_deliveries(p, n, g->o.payload, g->measure_seq0, g->t0, g->now, &g->hist, &measured);
+    g->deliveries_all += found;
+    g->deliveries_measured += measured;
+    c->measured += measured;
     if (found)
         g->last_progress = g->now;
     return found;
@@ -229,7 +195,7 @@ static void json_line(struct wl *g, struct wl_conn *c, const uint8_t *p, size_t 
     }
     if (n > 6 && memcmp(p, "{\"id\":", 6) == 0) {
         uint64_t id = 0;
-        if (parse_u64(p + 6, p + n, &id) == NULL)
+        if (lg_parse_u64(p + 6, p + n, &id) == NULL)
             lg_fail("%s: malformed reply %.*s", conn_name(c), (int)(n > 200 ? 200 : n), p);
         const uint8_t *e = memmem(p, n, "\"error\":", 8);
         if (e != NULL)
