@@ -194,6 +194,8 @@ void td_ws_conn_upgrade(struct td_conn *c, const struct td_http_request *req);
 /* td_ws_conn_close queues a close frame (code 0: none) and starts closing; a no-op unless
  * the connection is in state WS. Marks a Centrifugo client closed. */
 void td_ws_conn_close(struct td_conn *c, uint16_t code, const char *reason);
+/* td_ws_conn_pong answers a ping frame with a pong carrying its payload (RFC 6455 5.5.3). */
+void td_ws_conn_pong(struct td_conn *c, const struct td_ws_event *ev);
 /*
  * td_ws_conn_feed decodes at most one WebSocket event from p[0..n) of a WS connection and
  * handles it (Centrifugo or y-websocket). Sets *consumed. Returns 1 when an event was

@@ -17,6 +17,15 @@
 #include "http/td_http1.h"
 #include "http/td_ws.h"
 
+void td_ws_conn_pong(struct td_conn *c, const struct td_ws_event *ev)
+{
+    struct td_buf b;
+    td_buf_init(&b);
+    td_ws_append_frame(&b, TD_WS_OP_PONG, ev->payload, ev->len);
+    td_conn_enqueue_buf(c, &b);
+    td_buf_free(&b);
+}
+
 void td_ws_conn_close(struct td_conn *c, uint16_t code, const char *reason)
 {
     if (c->state != TD_CONN_WS)
@@ -148,14 +157,9 @@ static void conn_ws_event(struct td_conn *c, const struct td_ws_event *ev)
         td_client_on_frame(c->client, ev->payload, ev->len, td_conn_now(c));
         td_conn_schedule_client(c);
         break;
-    case TD_WS_EV_PING: {
-        struct td_buf b;
-        td_buf_init(&b);
-        td_ws_append_frame(&b, TD_WS_OP_PONG, ev->payload, ev->len);
-        td_conn_enqueue_buf(c, &b);
-        td_buf_free(&b);
+    case TD_WS_EV_PING:
+        td_ws_conn_pong(c, ev);
         break;
-    }
     case TD_WS_EV_PONG:
         break;
     case TD_WS_EV_CLOSE:

@@ -207,14 +207,9 @@ void td_yjs_conn_event(struct td_conn *c, const struct td_ws_event *ev)
         c->srv->nyjs--;
         td_ws_conn_close(c, ev->close_code == TD_WS_CLOSE_NO_STATUS ? 0 : ev->close_code, "");
         break;
-    case TD_WS_EV_PING: {
-        struct td_buf b;
-        td_buf_init(&b);
-        td_ws_append_frame(&b, TD_WS_OP_PONG, ev->payload, ev->len);
-        td_conn_enqueue_buf(c, &b);
-        td_buf_free(&b);
+    case TD_WS_EV_PING:
+        td_ws_conn_pong(c, ev);
         break;
-    }
     case TD_WS_EV_PONG:
         break;
     }
